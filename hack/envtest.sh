@@ -83,7 +83,12 @@ if [ ${#need_k8s[@]} -gt 0 ]; then
   ( while sleep 60; do log "still building... ($(date +%H:%M:%S))"; done ) &
   beat=$!
   trap 'kill $beat 2>/dev/null || true; rm -rf "$work"' EXIT
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/bin/" "${pkgs[@]}" >&2
+  # Stamp the version, as the release build does; a v0.0.0 binary would report no version.
+  vpkg=k8s.io/component-base/version
+  ldflags="-s -w -X ${vpkg}.gitVersion=v${k8s_version} -X ${vpkg}.gitMajor=1"
+  ldflags+=" -X ${vpkg}.gitMinor=${minor_patch%%.*} -X ${vpkg}.gitTreeState=clean"
+  ldflags+=" -X ${vpkg}.buildDate=1970-01-01T00:00:00Z"
+  CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$work/bin/" "${pkgs[@]}" >&2
   kill $beat 2>/dev/null || true
 fi
 
