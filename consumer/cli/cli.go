@@ -5,4 +5,8 @@ import "github.com/spf13/cobra"
 
 // Commands returns the consumer-side subcommands: consumer, demo, dev, produce, dlq, db.
 // Placeholder until the consumer lands.
-func Commands() []*cobra.Command { return nil }
+func Commands() []*cobra.Command {
+	return []*cobra.Command{
+		NewConsumerCommand(),
+	}
+}

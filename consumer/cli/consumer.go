@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kafkasub/kafkasub/consumer"
+	_ "github.com/kafkasub/kafkasub/consumer/inventory" // registers inventory.product-updates
+)
+
+// DefaultConfigPath is where a consumer pod finds the configuration the operator mounts.
+const DefaultConfigPath = "/etc/kafkasub/" + consumer.ConfigFileName
+
+// NewConsumerCommand returns `kafkasub consumer --config FILE`: the process every consumer
+// pod runs. Secrets come from the environment (consumer.Env*). SIGTERM finishes the batch
+// in flight, commits the marked offsets and exits 0.
+func NewConsumerCommand() *cobra.Command {
+	var configPath, logFormat, logLevel string
+	cmd := &cobra.Command{
+		Use:   "consumer",
+		Short: "Run a Kafka consumer for one subscription (what every consumer pod runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newConsumerLogger(logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			cfg, err := consumer.Load(configPath, nil)
+			if err != nil {
+				return err
+			}
+			return consumer.Run(cmd.Context(), cfg, consumer.WithLogger(log))
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", DefaultConfigPath, "consumer configuration file (YAML)")
+	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func newConsumerLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q must be debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q must be json or text", format)
+}
