@@ -1,9 +1,207 @@
+/*
+Copyright 2026 The kafkasub Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
 package controllers
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
 
-// NewManagerCommand returns the `kafkasub manager` subcommand that runs the operator.
-// Placeholder until the controller lands.
+	"github.com/spf13/cobra"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
+)
+
+// Flags of `kafkasub manager`.
+const (
+	FlagMetricsBindAddress      = "metrics-bind-address"
+	FlagHealthProbeBindAddress  = "health-probe-bind-address"
+	FlagLeaderElect             = "leader-elect"
+	FlagLeaderElectionID        = "leader-election-id"
+	FlagLeaderElectionNamespace = "leader-election-namespace"
+	FlagConsumerImage           = "consumer-image"
+	FlagMaxConcurrentReconciles = "max-concurrent-reconciles"
+)
+
+// EnvConsumerImage sets the default of --consumer-image, so a Deployment can pass the
+// operator's own image (one image for both) without repeating it in the args.
+const EnvConsumerImage = "KAFKASUB_CONSUMER_IMAGE"
+
+// DefaultLeaderElectionID is the name of the leader election Lease.
+const DefaultLeaderElectionID = "kafkasub-operator.kafkasub.io"
+
+// ManagerOptions configure the operator.
+type ManagerOptions struct {
+	// MetricsBindAddress serves the operator's /metrics; "0" turns it off.
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz.
+	HealthProbeBindAddress string
+	// LeaderElect makes only one replica of the operator reconcile at a time.
+	LeaderElect bool
+	// LeaderElectionID is the Lease's name.
+	LeaderElectionID string
+	// LeaderElectionNamespace is the Lease's namespace; the pod's namespace when empty.
+	LeaderElectionNamespace string
+	// ConsumerImage is the consumer image of subscriptions that name none.
+	ConsumerImage string
+	// MaxConcurrentReconciles bounds the subscriptions reconciled in parallel.
+	MaxConcurrentReconciles int
+	// SkipNameValidation allows more than one manager in a process (tests).
+	SkipNameValidation bool
+}
+
+// DefaultManagerOptions are the defaults of the manager flags.
+func DefaultManagerOptions() ManagerOptions {
+	image := os.Getenv(EnvConsumerImage)
+	if image == "" {
+		image = DefaultConsumerImage
+	}
+	return ManagerOptions{
+		MetricsBindAddress:      ":8080",
+		HealthProbeBindAddress:  ":8081",
+		LeaderElectionID:        DefaultLeaderElectionID,
+		ConsumerImage:           image,
+		MaxConcurrentReconciles: 2,
+	}
+}
+
+// Scheme returns a scheme with the Kubernetes types and the KafkaSubscription API.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := kafkasubv1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewManager builds a manager with the KafkaSubscription controller registered. The cache
+// holds only children labelled app.kubernetes.io/managed-by=kafkasub-operator, and only
+// the metadata of Secrets.
+func NewManager(ctx context.Context, cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, fmt.Errorf("build scheme: %w", err)
+	}
+	owned := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		LeaderElection:          opts.LeaderElect,
+		LeaderElectionID:        opts.LeaderElectionID,
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// Stop reconciling at once when leadership is lost: a new leader takes over.
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}:            {Label: owned},
+			&corev1.ConfigMap{}:             {Label: owned},
+			&corev1.Service{}:               {Label: owned},
+			&policyv1.PodDisruptionBudget{}: {Label: owned},
+		}},
+		Controller: controllerConfig(opts),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	r := &KafkaSubscriptionReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder(FieldManager),
+		Options:  BuildOptions{ConsumerImage: opts.ConsumerImage},
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("set up the KafkaSubscription controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add ready check: %w", err)
+	}
+	return mgr, nil
+}
+
+// NewManagerCommand returns the `kafkasub manager` subcommand that runs the operator
+// against the cluster of the current kubeconfig (or the pod's service account).
 func NewManagerCommand() *cobra.Command {
-	return &cobra.Command{Use: "manager", Short: "Run the KafkaSubscription operator"}
+	opts := DefaultManagerOptions()
+	zapOpts := zap.Options{}
+	cmd := &cobra.Command{
+		Use:   "manager",
+		Short: "Run the KafkaSubscription operator",
+		Long: "Run the operator: it reconciles every KafkaSubscription into a consumer ConfigMap,\n" +
+			"Deployment, metrics Service and (with more than one replica) PodDisruptionBudget.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			if opts.ConsumerImage == "" {
+				return fmt.Errorf("--%s must not be empty", FlagConsumerImage)
+			}
+			if opts.MaxConcurrentReconciles < 1 {
+				return fmt.Errorf("--%s must be at least 1, got %d", FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles)
+			}
+			cfg, err := ctrl.GetConfig()
+			if err != nil {
+				return fmt.Errorf("load kubeconfig: %w", err)
+			}
+			mgr, err := NewManager(cmd.Context(), cfg, opts)
+			if err != nil {
+				return err
+			}
+			ctrl.Log.WithName("setup").Info("Starting manager", "consumerImage", opts.ConsumerImage,
+				"leaderElect", opts.LeaderElect, "metrics", opts.MetricsBindAddress, "health", opts.HealthProbeBindAddress)
+			return mgr.Start(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.MetricsBindAddress, FlagMetricsBindAddress, opts.MetricsBindAddress, `address of the operator's /metrics endpoint ("0" turns it off)`)
+	f.StringVar(&opts.HealthProbeBindAddress, FlagHealthProbeBindAddress, opts.HealthProbeBindAddress, "address of the /healthz and /readyz endpoints")
+	f.BoolVar(&opts.LeaderElect, FlagLeaderElect, opts.LeaderElect, "elect a leader so only one operator replica reconciles at a time")
+	f.StringVar(&opts.LeaderElectionID, FlagLeaderElectionID, opts.LeaderElectionID, "name of the leader election Lease")
+	f.StringVar(&opts.LeaderElectionNamespace, FlagLeaderElectionNamespace, opts.LeaderElectionNamespace, "namespace of the leader election Lease (default: the pod's namespace)")
+	f.StringVar(&opts.ConsumerImage, FlagConsumerImage, opts.ConsumerImage, "consumer image of subscriptions without spec.template.image (default from $"+EnvConsumerImage+")")
+	f.IntVar(&opts.MaxConcurrentReconciles, FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles, "subscriptions reconciled in parallel")
+	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
+	zapOpts.BindFlags(goFlags)
+	f.AddGoFlagSet(goFlags)
+	return cmd
+}
+
+func controllerConfig(opts ManagerOptions) config.Controller {
+	c := config.Controller{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}
+	if opts.SkipNameValidation {
+		c.SkipNameValidation = &opts.SkipNameValidation
+	}
+	return c
 }

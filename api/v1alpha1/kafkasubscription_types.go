@@ -1,0 +1,475 @@
+/*
+Copyright 2026 The kafkasub Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Handler names a message handler compiled into the consumer image. The consumer registers
+// each handler under exactly this string; the CRD's enum rejects any other name.
+// +kubebuilder:validation:Enum=inventory.product-updates
+type Handler string
+
+// Handlers compiled into the kafkasub image. Adding one means: register it in the consumer
+// under the same string, add it here and to the Enum marker of Handler, run `make manifests`.
+const (
+	// HandlerInventoryProductUpdates applies {"product_code", "inventory_count"} messages from
+	// the legacy Inventory Management system to the e-commerce database's products table.
+	HandlerInventoryProductUpdates Handler = "inventory.product-updates"
+)
+
+// Handlers lists every handler the CRD accepts, in the order of the Enum marker.
+var Handlers = []Handler{HandlerInventoryProductUpdates}
+
+// TopicName is a Kafka topic name: 1 to 249 ASCII letters, digits, '.', '_' and '-', and
+// neither "." nor "..".
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=249
+// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9._-]+$')",message="a Kafka topic name may contain only ASCII letters, digits, '.', '_' and '-'"
+// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="a Kafka topic name cannot be '.' or '..'"
+type TopicName string
+
+// BootstrapServer is one Kafka broker address as host:port, e.g. kafka.kafka:9092 or [::1]:9092.
+// +kubebuilder:validation:MinLength=3
+// +kubebuilder:validation:MaxLength=261
+// +kubebuilder:validation:XValidation:rule="self.matches('^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|[[][0-9A-Fa-f:.]+[]]):[0-9]{1,5}$') && int(self.substring(self.lastIndexOf(':') + 1)) >= 1 && int(self.substring(self.lastIndexOf(':') + 1)) <= 65535",message="a bootstrap server must be host:port with a port from 1 to 65535, e.g. kafka.kafka:9092 or [::1]:9092"
+type BootstrapServer string
+
+// InitialOffset is where a consumer group without a committed offset starts reading.
+// +kubebuilder:validation:Enum=earliest;latest
+type InitialOffset string
+
+// Initial offsets.
+const (
+	// InitialOffsetEarliest starts at the oldest message the topic still holds.
+	InitialOffsetEarliest InitialOffset = "earliest"
+	// InitialOffsetLatest starts with the messages produced after the group first joins.
+	InitialOffsetLatest InitialOffset = "latest"
+)
+
+// SASLMechanism is how the consumer authenticates to the brokers.
+// +kubebuilder:validation:Enum=PLAIN;SCRAM-SHA-256;SCRAM-SHA-512
+type SASLMechanism string
+
+// SASL mechanisms.
+const (
+	SASLMechanismPlain       SASLMechanism = "PLAIN"
+	SASLMechanismSCRAMSHA256 SASLMechanism = "SCRAM-SHA-256"
+	SASLMechanismSCRAMSHA512 SASLMechanism = "SCRAM-SHA-512"
+)
+
+// DatabaseDriver selects the database the handler writes to.
+// +kubebuilder:validation:Enum=postgres;mysql;sqlite
+type DatabaseDriver string
+
+// Database drivers.
+const (
+	DatabaseDriverPostgres DatabaseDriver = "postgres"
+	DatabaseDriverMySQL    DatabaseDriver = "mysql"
+	DatabaseDriverSQLite   DatabaseDriver = "sqlite"
+)
+
+// Default keys in the Secrets a subscription references.
+const (
+	// DefaultTLSCAKey is the key of the CA bundle in the TLS Secret.
+	DefaultTLSCAKey = "ca.crt"
+	// DefaultSASLUsernameKey is the key of the SASL username in the SASL Secret.
+	DefaultSASLUsernameKey = "username"
+	// DefaultSASLPasswordKey is the key of the SASL password in the SASL Secret.
+	DefaultSASLPasswordKey = "password"
+)
+
+// SecretReference names a Secret in the subscription's namespace.
+type SecretReference struct {
+	// name is the name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",message="a Secret name may contain only lowercase letters, digits, '-' and '.', and must start and end with a letter or digit"
+	Name string `json:"name"`
+}
+
+// SecretKeyReference names one key of a Secret in the subscription's namespace.
+type SecretKeyReference struct {
+	// name is the name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",message="a Secret name may contain only lowercase letters, digits, '-' and '.', and must start and end with a letter or digit"
+	Name string `json:"name"`
+	// key is the key within the Secret's data.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="a Secret key may contain only letters, digits, '-', '_' and '.'"
+	Key string `json:"key"`
+}
+
+// KafkaTLS turns on TLS to the brokers. Without secretRef the system's root certificates
+// verify the brokers.
+// +kubebuilder:validation:XValidation:rule="has(self.certKey) == has(self.keyKey)",message="tls.certKey and tls.keyKey must be set together: a client certificate needs its private key"
+// +kubebuilder:validation:XValidation:rule="has(self.secretRef) || (!has(self.caKey) && !has(self.certKey) && !has(self.keyKey))",message="tls.caKey, tls.certKey and tls.keyKey name keys of tls.secretRef, which is not set"
+type KafkaTLS struct {
+	// secretRef names a Secret with PEM files: the CA bundle that verifies the brokers
+	// (caKey) and, for mutual TLS, the client certificate and key (certKey, keyKey). The
+	// Secret is mounted read-only into the consumer pods.
+	// +optional
+	SecretRef *SecretReference `json:"secretRef,omitempty"`
+	// caKey is the key of the CA bundle in the Secret; "ca.crt" when secretRef is set and
+	// caKey is empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	CAKey string `json:"caKey,omitempty"`
+	// certKey is the key of the client certificate in the Secret, e.g. "tls.crt".
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	CertKey string `json:"certKey,omitempty"`
+	// keyKey is the key of the client certificate's private key in the Secret, e.g. "tls.key".
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	KeyKey string `json:"keyKey,omitempty"`
+}
+
+// KafkaSASL authenticates the consumer with a username and password from a Secret.
+type KafkaSASL struct {
+	// mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. PLAIN sends the password as is:
+	// use it only together with tls.
+	// +required
+	Mechanism SASLMechanism `json:"mechanism"`
+	// secretRef names the Secret with the username and password.
+	// +required
+	SecretRef SecretReference `json:"secretRef"`
+	// usernameKey is the key of the username in the Secret.
+	// +optional
+	// +kubebuilder:default=username
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	UsernameKey string `json:"usernameKey,omitempty"`
+	// passwordKey is the key of the password in the Secret.
+	// +optional
+	// +kubebuilder:default=password
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	PasswordKey string `json:"passwordKey,omitempty"`
+}
+
+// KafkaSource is where the messages come from.
+type KafkaSource struct {
+	// bootstrapServers are the host:port addresses the consumer first connects to.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	BootstrapServers []BootstrapServer `json:"bootstrapServers"`
+	// topic is the topic to consume.
+	// +required
+	Topic TopicName `json:"topic"`
+	// consumerGroup is the Kafka consumer group; "<namespace>.<name>" of the subscription
+	// when empty. status.consumerGroup shows the group in effect.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=249
+	ConsumerGroup string `json:"consumerGroup,omitempty"`
+	// initialOffset is where a group without a committed offset starts: earliest (the
+	// oldest retained message) or latest (only messages produced after it joins).
+	// +optional
+	// +kubebuilder:default=earliest
+	InitialOffset InitialOffset `json:"initialOffset,omitempty"`
+	// tls turns on TLS to the brokers.
+	// +optional
+	TLS *KafkaTLS `json:"tls,omitempty"`
+	// sasl turns on SASL authentication.
+	// +optional
+	SASL *KafkaSASL `json:"sasl,omitempty"`
+}
+
+// DeadLetter is where messages that cannot be processed go, with headers naming why.
+type DeadLetter struct {
+	// topic receives the messages that failed permanently (or ran out of retries). It must
+	// differ from the source topic.
+	// +required
+	Topic TopicName `json:"topic"`
+}
+
+// RetryPolicy bounds the exponential backoff for transient errors such as an unreachable
+// database. While a message is retried its partition is paused and its offset is not committed.
+// +kubebuilder:validation:XValidation:rule="!has(self.initialBackoff) || !has(self.maxBackoff) || !self.initialBackoff.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || !self.maxBackoff.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.initialBackoff) <= duration(self.maxBackoff)",message="retry.initialBackoff must not be longer than retry.maxBackoff"
+type RetryPolicy struct {
+	// maxAttempts is how many times a message is tried before it is dead-lettered with
+	// class RetriesExhausted; 0 tries until it succeeds.
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
+	// initialBackoff is the wait before the first retry, doubled on every further attempt.
+	// +optional
+	// +kubebuilder:default="1s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="retry.initialBackoff must be a positive duration such as 500ms, 1s or 1m30s"
+	InitialBackoff *metav1.Duration `json:"initialBackoff,omitempty"`
+	// maxBackoff caps the wait between two attempts.
+	// +optional
+	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="retry.maxBackoff must be a positive duration such as 30s, 1m or 1h"
+	MaxBackoff *metav1.Duration `json:"maxBackoff,omitempty"`
+}
+
+// Database is where the handler writes.
+type Database struct {
+	// driver is postgres, mysql or sqlite. A SQLite database lives in one pod, so sqlite
+	// allows at most one replica.
+	// +required
+	Driver DatabaseDriver `json:"driver"`
+	// dsnSecretRef names the Secret key that holds the data source name (a connection URL).
+	// +required
+	DSNSecretRef SecretKeyReference `json:"dsnSecretRef"`
+	// migrate runs the handler's schema migrations when a consumer starts.
+	// +optional
+	Migrate bool `json:"migrate,omitempty"`
+}
+
+// SentryReporting sends consumer errors to Sentry.
+type SentryReporting struct {
+	// dsnSecretRef names the Secret key that holds the Sentry DSN.
+	// +required
+	DSNSecretRef SecretKeyReference `json:"dsnSecretRef"`
+}
+
+// ErrorReporting sends errors to an error tracker besides the log and the metrics.
+type ErrorReporting struct {
+	// sentry reports every failed message to Sentry.
+	// +optional
+	Sentry *SentryReporting `json:"sentry,omitempty"`
+}
+
+// ConsumerTemplate customises the consumer pods.
+type ConsumerTemplate struct {
+	// image is the consumer image; the operator's --consumer-image (by default its own
+	// image) when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+	// imagePullPolicy is the container's pull policy; the Kubernetes default when empty.
+	// +optional
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+	// imagePullSecrets are Secrets used to pull the image.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	// resources are the consumer container's requests and limits.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+	// nodeSelector constrains the pods to nodes with these labels.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// tolerations let the pods run on tainted nodes.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// affinity are the pods' scheduling constraints.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// serviceAccountName is the pods' service account; the namespace's default when empty.
+	// The consumer does not use the Kubernetes API, so no token is mounted.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// labels are added to the pods. The operator's app.kubernetes.io/* labels win over
+	// labels of the same name.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations are added to the pods.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// env are extra environment variables of the consumer container. Names starting with
+	// KAFKASUB_ are reserved for the operator, which sets them from Secret references.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:XValidation:rule="self.all(e, !e.name.startsWith('KAFKASUB_'))",message="template.env cannot set names starting with KAFKASUB_: the operator sets those from the subscription's Secret references"
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}
+
+// KafkaSubscriptionSpec declares one Kafka consumer: what it reads, what it runs, where it
+// writes and where failures go.
+// +kubebuilder:validation:XValidation:rule="self.deadLetter.topic != self.kafka.topic",message="deadLetter.topic must differ from kafka.topic: dead-lettering into the source topic would consume the failed messages again"
+// +kubebuilder:validation:XValidation:rule="self.database.driver != 'sqlite' || !has(self.replicas) || self.replicas <= 1",message="database.driver sqlite allows at most one replica: a SQLite database cannot be shared between pods"
+type KafkaSubscriptionSpec struct {
+	// handler is the message handler to run, one of those compiled into the image.
+	// +required
+	Handler Handler `json:"handler"`
+	// kafka is the source: brokers, topic, consumer group, TLS and SASL.
+	// +required
+	Kafka KafkaSource `json:"kafka"`
+	// deadLetter is where messages that cannot be processed go.
+	// +required
+	DeadLetter DeadLetter `json:"deadLetter"`
+	// retry bounds the backoff for transient errors.
+	// +optional
+	// +kubebuilder:default={}
+	Retry RetryPolicy `json:"retry,omitempty"`
+	// database is where the handler writes.
+	// +required
+	Database Database `json:"database"`
+	// replicas is the number of consumer pods; more pods than partitions leaves some idle.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	Replicas *int32 `json:"replicas,omitempty"`
+	// suspend scales the consumer to zero without deleting anything; the group's committed
+	// offsets stay, so resuming continues where it stopped.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+	// errorReporting sends errors to an error tracker.
+	// +optional
+	ErrorReporting *ErrorReporting `json:"errorReporting,omitempty"`
+	// template customises the consumer pods: image, resources, scheduling, labels, env.
+	// +optional
+	Template ConsumerTemplate `json:"template,omitempty"`
+}
+
+// Condition types of a KafkaSubscription.
+const (
+	// ConditionReady is True when every desired consumer pod is available and runs the
+	// current configuration.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while the consumer Deployment rolls out a change.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when something needs a person: a missing Secret, a spec the
+	// operator cannot render, a failed apply or a stuck rollout.
+	ConditionDegraded = "Degraded"
+)
+
+// Condition reasons of a KafkaSubscription.
+const (
+	// ReasonDeploymentAvailable (Ready=True, Progressing=False): every desired replica is
+	// updated and available.
+	ReasonDeploymentAvailable = "DeploymentAvailable"
+	// ReasonDeploymentUnavailable (Ready=False): fewer replicas are available than desired.
+	ReasonDeploymentUnavailable = "DeploymentUnavailable"
+	// ReasonRolloutInProgress (Ready=False, Progressing=True): the Deployment is being
+	// created or rolls out a change.
+	ReasonRolloutInProgress = "RolloutInProgress"
+	// ReasonRolloutFailed (Degraded=True): the Deployment exceeded its progress deadline.
+	ReasonRolloutFailed = "RolloutFailed"
+	// ReasonSecretNotFound (Degraded=True): a referenced Secret does not exist; the message
+	// names it and its keys. Creating the Secret clears it.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSuspended (Ready=False, Progressing=False): spec.suspend scaled the consumer to zero.
+	ReasonSuspended = "Suspended"
+	// ReasonInvalidSpec (Ready=False, Degraded=True): the spec passed the CRD's validation
+	// but cannot be rendered into a consumer configuration; nothing was applied.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonApplyFailed (Degraded=True): the API server refused a child object.
+	ReasonApplyFailed = "ApplyFailed"
+	// ReasonAsExpected (Degraded=False): nothing needs attention.
+	ReasonAsExpected = "AsExpected"
+)
+
+// KafkaSubscriptionStatus is what the operator observed.
+type KafkaSubscriptionStatus struct {
+	// observedGeneration is the spec generation the status describes; it is set after a
+	// complete reconcile.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions are Ready, Progressing and Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// replicas is the number of consumer pods the Deployment runs.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// readyReplicas is the number of consumer pods that are ready.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+	// deploymentName is the name of the consumer Deployment.
+	// +optional
+	DeploymentName string `json:"deploymentName,omitempty"`
+	// consumerGroup is the Kafka consumer group in effect.
+	// +optional
+	ConsumerGroup string `json:"consumerGroup,omitempty"`
+}
+
+// KafkaSubscription runs a Kafka consumer: it reads a topic with a consumer group, hands
+// every message to a handler that writes to a database, and sends messages that cannot
+// be processed to a dead-letter topic.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ksub,categories=kafka
+// +kubebuilder:printcolumn:name="Topic",type=string,JSONPath=`.spec.kafka.topic`
+// +kubebuilder:printcolumn:name="Dead-Letter",type=string,JSONPath=`.spec.deadLetter.topic`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Ready-Replicas",type=integer,JSONPath=`.status.readyReplicas`,priority=1
+// +kubebuilder:printcolumn:name="Handler",type=string,JSONPath=`.spec.handler`,priority=1
+// +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.status.consumerGroup`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 54",message="metadata.name must be at most 54 characters: the consumer Service is named <name>-consumer and a Service name is at most 63"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must start with a lowercase letter and contain only lowercase letters, digits and '-': it names the consumer Service"
+type KafkaSubscription struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the object's metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the consumer.
+	// +required
+	Spec KafkaSubscriptionSpec `json:"spec"`
+
+	// status is what the operator observed.
+	// +optional
+	Status KafkaSubscriptionStatus `json:"status,omitempty"`
+}
+
+// KafkaSubscriptionList is a list of KafkaSubscriptions.
+//
+// +kubebuilder:object:root=true
+type KafkaSubscriptionList struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the list's metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// items are the KafkaSubscriptions.
+	Items []KafkaSubscription `json:"items"`
+}
+
+// ConsumerGroup returns the Kafka consumer group in effect: spec.kafka.consumerGroup, or
+// "<namespace>.<name>" when that is empty.
+func (k *KafkaSubscription) ConsumerGroup() string {
+	if k.Spec.Kafka.ConsumerGroup != "" {
+		return k.Spec.Kafka.ConsumerGroup
+	}
+	return k.Namespace + "." + k.Name
+}
+
+func init() {
+	SchemeBuilder.Register(&KafkaSubscription{}, &KafkaSubscriptionList{})
+}

@@ -1,0 +1,161 @@
+/*
+Copyright 2026 The kafkasub Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
+)
+
+// Observation is what one reconcile saw and did; ComputeStatus turns it into a status.
+type Observation struct {
+	// Deployment is the consumer Deployment as the API server returned it; nil when it
+	// does not exist (yet).
+	Deployment *appsv1.Deployment
+	// MissingSecrets are the referenced Secrets that do not exist.
+	MissingSecrets []SecretUse
+	// InvalidSpec is the error that kept the spec from being rendered.
+	InvalidSpec error
+	// ApplyError is the error of applying a child object.
+	ApplyError error
+	// Complete is true when every child was applied: the status then describes the
+	// subscription's current generation.
+	Complete bool
+}
+
+// ComputeStatus returns the subscription's new status from its current status and what a
+// reconcile observed. It is a pure function: lastTransitionTime is kept for every
+// condition whose status did not change.
+func ComputeStatus(ksub *kafkasubv1alpha1.KafkaSubscription, obs Observation) kafkasubv1alpha1.KafkaSubscriptionStatus {
+	st := *ksub.Status.DeepCopy()
+	gen := ksub.Generation
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen,
+		})
+	}
+
+	st.DeploymentName = ChildName(ksub.Name)
+	st.ConsumerGroup = ksub.ConsumerGroup()
+	if obs.Complete {
+		st.ObservedGeneration = gen
+	}
+	if d := obs.Deployment; d != nil {
+		st.Replicas = d.Status.Replicas
+		st.ReadyReplicas = d.Status.ReadyReplicas
+	}
+
+	// Degraded: the first of what needs a person, in order of how much it blocks.
+	switch {
+	case obs.InvalidSpec != nil:
+		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue, kafkasubv1alpha1.ReasonInvalidSpec, obs.InvalidSpec.Error())
+	case obs.ApplyError != nil:
+		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue, kafkasubv1alpha1.ReasonApplyFailed, obs.ApplyError.Error())
+	case len(obs.MissingSecrets) > 0:
+		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue, kafkasubv1alpha1.ReasonSecretNotFound, MissingSecretsMessage(obs.MissingSecrets))
+	case rolloutFailed(obs.Deployment) != "":
+		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue, kafkasubv1alpha1.ReasonRolloutFailed, rolloutFailed(obs.Deployment))
+	default:
+		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionFalse, kafkasubv1alpha1.ReasonAsExpected, "Nothing needs attention")
+	}
+
+	if obs.InvalidSpec != nil {
+		msg := "The spec cannot be rendered into a consumer configuration; nothing was applied"
+		set(kafkasubv1alpha1.ConditionReady, metav1.ConditionFalse, kafkasubv1alpha1.ReasonInvalidSpec, msg)
+		set(kafkasubv1alpha1.ConditionProgressing, metav1.ConditionFalse, kafkasubv1alpha1.ReasonInvalidSpec, msg)
+		return st
+	}
+
+	d := obs.Deployment
+	name := ChildName(ksub.Name)
+	if ksub.Spec.Suspend {
+		msg := fmt.Sprintf("spec.suspend is true: the Deployment %s is scaled to zero", name)
+		if d != nil && d.Status.Replicas > 0 {
+			msg = fmt.Sprintf("spec.suspend is true: the Deployment %s is stopping %d pods", name, d.Status.Replicas)
+		}
+		set(kafkasubv1alpha1.ConditionReady, metav1.ConditionFalse, kafkasubv1alpha1.ReasonSuspended, msg)
+		set(kafkasubv1alpha1.ConditionProgressing, metav1.ConditionFalse, kafkasubv1alpha1.ReasonSuspended, msg)
+		return st
+	}
+	if d == nil {
+		msg := fmt.Sprintf("The Deployment %s is being created", name)
+		set(kafkasubv1alpha1.ConditionReady, metav1.ConditionFalse, kafkasubv1alpha1.ReasonRolloutInProgress, msg)
+		set(kafkasubv1alpha1.ConditionProgressing, metav1.ConditionTrue, kafkasubv1alpha1.ReasonRolloutInProgress, msg)
+		return st
+	}
+
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	s := d.Status
+	rolling := s.ObservedGeneration < d.Generation || s.UpdatedReplicas < want || s.Replicas > s.UpdatedReplicas
+	available := s.AvailableReplicas >= want && s.ReadyReplicas >= want
+	switch {
+	case rolling:
+		msg := fmt.Sprintf("The Deployment %s rolls out: %d of %d pods updated, %d available", name, s.UpdatedReplicas, want, s.AvailableReplicas)
+		set(kafkasubv1alpha1.ConditionReady, metav1.ConditionFalse, kafkasubv1alpha1.ReasonRolloutInProgress, msg)
+		set(kafkasubv1alpha1.ConditionProgressing, metav1.ConditionTrue, kafkasubv1alpha1.ReasonRolloutInProgress, msg)
+	case !available:
+		msg := fmt.Sprintf("%d of %d consumer pods of the Deployment %s are available", s.AvailableReplicas, want, name)
+		set(kafkasubv1alpha1.ConditionReady, metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable, msg)
+		set(kafkasubv1alpha1.ConditionProgressing, metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable, msg)
+	default:
+		msg := fmt.Sprintf("%d of %d consumer pods of the Deployment %s are available", s.AvailableReplicas, want, name)
+		set(kafkasubv1alpha1.ConditionReady, metav1.ConditionTrue, kafkasubv1alpha1.ReasonDeploymentAvailable, msg)
+		set(kafkasubv1alpha1.ConditionProgressing, metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentAvailable, msg)
+	}
+	return st
+}
+
+// rolloutFailed returns the Deployment's message when it exceeded its progress deadline.
+func rolloutFailed(d *appsv1.Deployment) string {
+	if d == nil {
+		return ""
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+			return fmt.Sprintf("The Deployment %s exceeded its progress deadline: %s", d.Name, c.Message)
+		}
+	}
+	return ""
+}
+
+// MissingSecretsMessage names every missing Secret with the keys and spec fields that use it.
+func MissingSecretsMessage(missing []SecretUse) string {
+	parts := make([]string, 0, len(missing))
+	for _, m := range missing {
+		keys := make([]string, len(m.Keys))
+		for i, k := range m.Keys {
+			keys[i] = fmt.Sprintf("%q", k)
+		}
+		word := "key"
+		if len(keys) > 1 {
+			word = "keys"
+		}
+		parts = append(parts, fmt.Sprintf("Secret %q (%s %s, for %s) not found",
+			m.Name, word, strings.Join(keys, ", "), strings.Join(m.Fields, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}

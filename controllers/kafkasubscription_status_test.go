@@ -1,0 +1,262 @@
+/*
+Copyright 2026 The kafkasub Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
+)
+
+func deployment(want, updated, ready, available, total int32) *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "inventory-consumer", Generation: 3},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(want)},
+		Status: appsv1.DeploymentStatus{
+			ObservedGeneration: 3, Replicas: total, UpdatedReplicas: updated,
+			ReadyReplicas: ready, AvailableReplicas: available,
+		},
+	}
+}
+
+type wantCondition struct {
+	status metav1.ConditionStatus
+	reason string
+}
+
+func TestComputeStatus(t *testing.T) {
+	missing := []SecretUse{{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}}
+	stuck := deployment(2, 2, 0, 0, 2)
+	stuck.Status.Conditions = []appsv1.DeploymentCondition{{
+		Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+		Message: `ReplicaSet "inventory-consumer-abc" has timed out progressing.`,
+	}}
+	oldGeneration := deployment(2, 2, 2, 2, 2)
+	oldGeneration.Status.ObservedGeneration = 2
+
+	cases := []struct {
+		name        string
+		suspend     bool
+		obs         Observation
+		ready       wantCondition
+		progressing wantCondition
+		degraded    wantCondition
+		msgContains string
+	}{
+		{
+			name:        "An available Deployment makes the subscription Ready",
+			obs:         Observation{Deployment: deployment(2, 2, 2, 2, 2), Complete: true},
+			ready:       wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonDeploymentAvailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentAvailable},
+			degraded:    wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonAsExpected},
+		},
+		{
+			name:        "A Deployment that does not exist yet is progressing",
+			obs:         Observation{Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonRolloutInProgress},
+			progressing: wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonRolloutInProgress},
+			degraded:    wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonAsExpected},
+		},
+		{
+			name:        "A Deployment with old pods is rolling out",
+			obs:         Observation{Deployment: deployment(2, 1, 2, 2, 3), Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonRolloutInProgress},
+			progressing: wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonRolloutInProgress},
+			degraded:    wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonAsExpected},
+		},
+		{
+			name:        "A Deployment whose controller has not seen the new generation is rolling out",
+			obs:         Observation{Deployment: oldGeneration, Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonRolloutInProgress},
+			progressing: wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonRolloutInProgress},
+			degraded:    wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonAsExpected},
+		},
+		{
+			name:        "A rolled-out Deployment with a crashed pod is unavailable",
+			obs:         Observation{Deployment: deployment(2, 2, 1, 1, 2), Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			degraded:    wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonAsExpected},
+			msgContains: "1 of 2 consumer pods",
+		},
+		{
+			name:        "A missing Secret degrades the subscription and names the Secret and key",
+			obs:         Observation{Deployment: deployment(2, 2, 0, 0, 2), MissingSecrets: missing, Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			degraded:    wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonSecretNotFound},
+			msgContains: `Secret "shop-db" (key "dsn", for spec.database.dsnSecretRef) not found`,
+		},
+		{
+			name:        "A stuck rollout degrades the subscription",
+			obs:         Observation{Deployment: stuck, Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			degraded:    wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonRolloutFailed},
+			msgContains: "exceeded its progress deadline",
+		},
+		{
+			name:        "An apply error degrades the subscription",
+			obs:         Observation{Deployment: deployment(2, 2, 2, 2, 2), ApplyError: errors.New("apply Service inventory-consumer: forbidden")},
+			ready:       wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonDeploymentAvailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentAvailable},
+			degraded:    wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonApplyFailed},
+			msgContains: "forbidden",
+		},
+		{
+			name:        "An invalid spec is reported on every condition",
+			obs:         Observation{InvalidSpec: errors.New("the consumer configuration is invalid: deadLetter.topic: must differ")},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonInvalidSpec},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonInvalidSpec},
+			degraded:    wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonInvalidSpec},
+			msgContains: "deadLetter.topic",
+		},
+		{
+			name:        "A suspended subscription is not ready, with reason Suspended",
+			suspend:     true,
+			obs:         Observation{Deployment: deployment(0, 0, 0, 0, 0), Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonSuspended},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonSuspended},
+			degraded:    wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonAsExpected},
+			msgContains: "scaled to zero",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k := testSubscription()
+			k.Generation = 4
+			k.Spec.Suspend = tc.suspend
+			st := ComputeStatus(k, tc.obs)
+			check := func(typ string, want wantCondition) {
+				c := meta.FindStatusCondition(st.Conditions, typ)
+				if c == nil {
+					t.Fatalf("no %s condition", typ)
+				}
+				if c.Status != want.status || c.Reason != want.reason {
+					t.Errorf("%s = %s/%s (%s), want %s/%s", typ, c.Status, c.Reason, c.Message, want.status, want.reason)
+				}
+				if c.ObservedGeneration != 4 {
+					t.Errorf("%s observedGeneration = %d, want 4", typ, c.ObservedGeneration)
+				}
+				if c.Message == "" {
+					t.Errorf("%s has no message", typ)
+				}
+			}
+			check(kafkasubv1alpha1.ConditionReady, tc.ready)
+			check(kafkasubv1alpha1.ConditionProgressing, tc.progressing)
+			check(kafkasubv1alpha1.ConditionDegraded, tc.degraded)
+			if tc.msgContains != "" {
+				var all []string
+				for _, c := range st.Conditions {
+					all = append(all, c.Message)
+				}
+				if !strings.Contains(strings.Join(all, "\n"), tc.msgContains) {
+					t.Errorf("no condition message contains %q: %v", tc.msgContains, all)
+				}
+			}
+			wantGen := int64(0)
+			if tc.obs.Complete {
+				wantGen = 4
+			}
+			if st.ObservedGeneration != wantGen {
+				t.Errorf("observedGeneration = %d, want %d", st.ObservedGeneration, wantGen)
+			}
+			if st.DeploymentName != "inventory-consumer" || st.ConsumerGroup != "shop.inventory" {
+				t.Errorf("deploymentName %q, consumerGroup %q", st.DeploymentName, st.ConsumerGroup)
+			}
+			if d := tc.obs.Deployment; d != nil && (st.Replicas != d.Status.Replicas || st.ReadyReplicas != d.Status.ReadyReplicas) {
+				t.Errorf("replicas %d/%d, want %d/%d", st.ReadyReplicas, st.Replicas, d.Status.ReadyReplicas, d.Status.Replicas)
+			}
+		})
+	}
+}
+
+func TestComputeStatusIsStable(t *testing.T) {
+	// Computing the status again from the same observation must give an identical status,
+	// transition times included, or the controller would write the status on every pass.
+	k := testSubscription()
+	obs := Observation{Deployment: deployment(2, 2, 2, 2, 2), Complete: true}
+	first := ComputeStatus(k, obs)
+	for i := range first.Conditions {
+		first.Conditions[i].LastTransitionTime = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	}
+	k.Status = first
+	second := ComputeStatus(k, obs)
+	if !equalStatus(first, second) {
+		t.Errorf("status changed without a change in what was observed:\n%+v\n%+v", first, second)
+	}
+
+	// A change of Ready moves its transition time and nothing else's.
+	third := ComputeStatus(k, Observation{Deployment: deployment(2, 2, 1, 1, 2), Complete: true})
+	ready := meta.FindStatusCondition(third.Conditions, kafkasubv1alpha1.ConditionReady)
+	degraded := meta.FindStatusCondition(third.Conditions, kafkasubv1alpha1.ConditionDegraded)
+	if ready.LastTransitionTime.Year() == 2026 && ready.LastTransitionTime.Month() == 1 && ready.LastTransitionTime.Day() == 1 {
+		t.Error("Ready changed status but kept its transition time")
+	}
+	if !degraded.LastTransitionTime.Equal(&first.Conditions[0].LastTransitionTime) {
+		t.Error("Degraded did not change but its transition time moved")
+	}
+}
+
+func equalStatus(a, b kafkasubv1alpha1.KafkaSubscriptionStatus) bool {
+	return a.ObservedGeneration == b.ObservedGeneration && a.Replicas == b.Replicas && a.ReadyReplicas == b.ReadyReplicas &&
+		a.DeploymentName == b.DeploymentName && a.ConsumerGroup == b.ConsumerGroup && conditionsEqual(a.Conditions, b.Conditions)
+}
+
+func conditionsEqual(a, b []metav1.Condition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Type != b[i].Type || a[i].Status != b[i].Status || a[i].Reason != b[i].Reason || a[i].Message != b[i].Message ||
+			a[i].ObservedGeneration != b[i].ObservedGeneration || !a[i].LastTransitionTime.Equal(&b[i].LastTransitionTime) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestMissingSecretsMessage(t *testing.T) {
+	cases := []struct {
+		name    string
+		missing []SecretUse
+		want    string
+	}{
+		{"One Secret with one key", []SecretUse{{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}},
+			`Secret "shop-db" (key "dsn", for spec.database.dsnSecretRef) not found`},
+		{"Two Secrets, one with two keys", []SecretUse{
+			{Name: "kafka-user", Keys: []string{"password", "username"}, Fields: []string{"spec.kafka.sasl.secretRef"}},
+			{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}},
+		}, `Secret "kafka-user" (keys "password", "username", for spec.kafka.sasl.secretRef) not found; Secret "shop-db" (key "dsn", for spec.database.dsnSecretRef) not found`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := MissingSecretsMessage(tc.missing); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
