@@ -53,6 +53,11 @@ envtest: ## Print a KUBEBUILDER_ASSETS directory (builds kube-apiserver and etcd
 test: manifests generate fmt vet ## Run every test: unit, consumer integration, envtest, chart (real servers where given).
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" go test $(GO_TEST_FLAGS) ./...
 
+.PHONY: e2e
+e2e: kwok ## Run the end-to-end test: operator and consumers on a local control plane (envtest apiserver, controller manager, scheduler, kwok).
+	KAFKASUB_E2E=1 KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" KAFKASUB_E2E_KWOK=$(KWOK) \
+		go test -count=1 -v -timeout 30m ./hack/e2e/
+
 .PHONY: bench
 bench: ## Run the benchmarks (throughput reported as msgs/s).
 	go test -run '^$$' -bench . -benchmem -benchtime 3s ./consumer/...
@@ -80,3 +85,8 @@ $(LOCALBIN):
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
 $(CONTROLLER_GEN): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: kwok
+kwok: $(KWOK) ## Install kwok (fake nodes and pod status for the e2e control plane) into bin/.
+$(KWOK): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
