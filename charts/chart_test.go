@@ -363,13 +363,13 @@ func TestValueVariants(t *testing.T) {
 		{
 			name: "Placement, resources, log level and extra args reach the pod.",
 			values: map[string]any{
-				"nodeSelector":   map[string]any{"kubernetes.io/os": "linux"},
-				"tolerations":    []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}},
-				"affinity":       map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "zone", "operator": "In", "values": []any{"a"}}}}}}}},
-				"resources":      map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "128Mi"}, "limits": map[string]any{"memory": "512Mi"}},
-				"logLevel":       "debug",
-				"extraArgs":      []any{"--max-concurrent-reconciles=4"},
-				"podAnnotations": map[string]any{"example.com/team": "platform"},
+				"nodeSelector":     map[string]any{"kubernetes.io/os": "linux"},
+				"tolerations":      []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}},
+				"affinity":         map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "zone", "operator": "In", "values": []any{"a"}}}}}}}},
+				"resources":        map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "128Mi"}, "limits": map[string]any{"memory": "512Mi"}},
+				"logLevel":         "debug",
+				"extraArgs":        []any{"--max-concurrent-reconciles=4"},
+				"podAnnotations":   map[string]any{"example.com/team": "platform"},
 				"fullnameOverride": "ops",
 			},
 			check: func(t *testing.T, r *rendered) {
