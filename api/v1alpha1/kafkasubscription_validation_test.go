@@ -1,0 +1,463 @@
+/*
+Copyright 2026 The kafkasub Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
+)
+
+const (
+	crdDir     = "../../config/crd/bases"
+	samplesDir = "../../config/samples"
+	crdFile    = crdDir + "/kafkasub.io_kafkasubscriptions.yaml"
+	sampleFile = samplesDir + "/kafkasub_v1alpha1_kafkasubscription.yaml"
+)
+
+// k8s is a client of the envtest API server, nil when KUBEBUILDER_ASSETS is unset.
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		// The tests that need the API server skip themselves with a message.
+		os.Exit(m.Run())
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{crdDir}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start envtest:", err)
+		os.Exit(1)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	if err := kafkasubv1alpha1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		_ = env.Stop()
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop envtest:", err)
+	}
+	os.Exit(code)
+}
+
+func needAPIServer(t *testing.T) {
+	t.Helper()
+	if k8s == nil {
+		t.Skip("needs a kube-apiserver: set KUBEBUILDER_ASSETS=$(hack/envtest.sh)")
+	}
+}
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "api-test-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create namespace: %v", err)
+	}
+	return ns.Name
+}
+
+// readObjects decodes every object of the YAML files in dir.
+func readObjects(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no YAML files in %s: %v", dir, err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			u := &unstructured.Unstructured{}
+			if err := dec.Decode(&u.Object); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				t.Fatalf("%s: %v", f, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			if u.GetKind() == "" {
+				t.Fatalf("%s: an object without kind: `kubectl apply -f %s` would fail on it", f, dir)
+			}
+			objs = append(objs, u)
+		}
+	}
+	return objs
+}
+
+func TestEnvtestSmoke(t *testing.T) {
+	needAPIServer(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "smoke", Namespace: ns}, Data: map[string]string{"hello": "world"}}
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatalf("create ConfigMap: %v", err)
+	}
+	got := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(cm), got); err != nil {
+		t.Fatalf("get ConfigMap: %v", err)
+	}
+	if got.Data["hello"] != "world" || got.UID == "" {
+		t.Errorf("read back %+v", got)
+	}
+}
+
+// TestSamplesAreAccepted is `kubectl apply -f config/samples/` against a real API server.
+func TestSamplesAreAccepted(t *testing.T) {
+	needAPIServer(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	objs := readObjects(t, samplesDir)
+	kinds := map[string]bool{}
+	for _, u := range objs {
+		u.SetNamespace(ns)
+		if err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("kubectl"), client.ForceOwnership); err != nil {
+			t.Fatalf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+		kinds[u.GetKind()] = true
+	}
+	if !kinds["KafkaSubscription"] || !kinds["Secret"] {
+		t.Errorf("the samples hold %v, want a KafkaSubscription and the Secret it references", kinds)
+	}
+	ksub := &kafkasubv1alpha1.KafkaSubscription{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inventory"}, ksub); err != nil {
+		t.Fatalf("get the sample subscription: %v", err)
+	}
+	if ksub.Spec.Handler != kafkasubv1alpha1.HandlerInventoryProductUpdates || ksub.ConsumerGroup() != ns+".inventory" {
+		t.Errorf("sample read back as %+v", ksub.Spec)
+	}
+	secret := &corev1.Secret{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: ksub.Spec.Database.DSNSecretRef.Name}, secret); err != nil {
+		t.Fatalf("the sample's database Secret: %v", err)
+	}
+	if _, ok := secret.Data[ksub.Spec.Database.DSNSecretRef.Key]; !ok {
+		t.Errorf("the sample Secret has no key %q", ksub.Spec.Database.DSNSecretRef.Key)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	needAPIServer(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	k := &kafkasubv1alpha1.KafkaSubscription{
+		ObjectMeta: metav1.ObjectMeta{Name: "minimal", Namespace: ns},
+		Spec: kafkasubv1alpha1.KafkaSubscriptionSpec{
+			Handler: kafkasubv1alpha1.HandlerInventoryProductUpdates,
+			Kafka: kafkasubv1alpha1.KafkaSource{
+				BootstrapServers: []kafkasubv1alpha1.BootstrapServer{"kafka:9092"},
+				Topic:            "in",
+				SASL: &kafkasubv1alpha1.KafkaSASL{
+					Mechanism: kafkasubv1alpha1.SASLMechanismSCRAMSHA256,
+					SecretRef: kafkasubv1alpha1.SecretReference{Name: "kafka-user"},
+				},
+			},
+			DeadLetter: kafkasubv1alpha1.DeadLetter{Topic: "in.dlq"},
+			Database: kafkasubv1alpha1.Database{
+				Driver:       kafkasubv1alpha1.DatabaseDriverSQLite,
+				DSNSecretRef: kafkasubv1alpha1.SecretKeyReference{Name: "db", Key: "dsn"},
+			},
+		},
+	}
+	if err := k8s.Create(ctx, k); err != nil {
+		t.Fatalf("create a minimal subscription: %v", err)
+	}
+	s := k.Spec
+	if s.Replicas == nil || *s.Replicas != 1 {
+		t.Errorf("replicas = %v, want 1", s.Replicas)
+	}
+	if s.Kafka.InitialOffset != kafkasubv1alpha1.InitialOffsetEarliest {
+		t.Errorf("initialOffset = %q, want earliest", s.Kafka.InitialOffset)
+	}
+	if s.Retry.InitialBackoff == nil || s.Retry.InitialBackoff.Duration != time.Second ||
+		s.Retry.MaxBackoff == nil || s.Retry.MaxBackoff.Duration != time.Minute || s.Retry.MaxAttempts != 0 {
+		t.Errorf("retry = %+v, want 0 attempts, 1s, 1m", s.Retry)
+	}
+	if s.Kafka.SASL.UsernameKey != "username" || s.Kafka.SASL.PasswordKey != "password" {
+		t.Errorf("sasl keys = %q, %q", s.Kafka.SASL.UsernameKey, s.Kafka.SASL.PasswordKey)
+	}
+}
+
+// sample returns the sample subscription as an unstructured object.
+func sample(t *testing.T) *unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(sampleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(data, &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func set(t *testing.T, u *unstructured.Unstructured, value any, path ...string) {
+	t.Helper()
+	if err := unstructured.SetNestedField(u.Object, value, path...); err != nil {
+		t.Fatalf("set %v: %v", path, err)
+	}
+}
+
+func TestValidationRules(t *testing.T) {
+	needAPIServer(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	spec := func(path ...string) []string { return append([]string{"spec"}, path...) }
+
+	cases := []struct {
+		name   string
+		modify func(t *testing.T, u *unstructured.Unstructured)
+		// want is a part of the API server's error message; empty means accepted.
+		want string
+	}{
+		{"The sample is accepted", func(*testing.T, *unstructured.Unstructured) {}, ""},
+		{"A dead-letter topic equal to the source topic is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "inventory_management_product_updates", spec("deadLetter", "topic")...)
+		}, "deadLetter.topic must differ from kafka.topic"},
+		{"A subscription without a dead-letter topic is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(u.Object, spec("deadLetter")...)
+		}, "spec.deadLetter: Required value"},
+		{"A topic with a space is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "inventory updates", spec("kafka", "topic")...)
+		}, "a Kafka topic name may contain only ASCII letters, digits, '.', '_' and '-'"},
+		{"A dead-letter topic with a slash is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "dlq/inventory", spec("deadLetter", "topic")...)
+		}, "a Kafka topic name may contain only"},
+		{"The topic '..' is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "..", spec("kafka", "topic")...)
+		}, "a Kafka topic name cannot be '.' or '..'"},
+		{"A topic longer than 249 characters is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, strings.Repeat("t", 250), spec("kafka", "topic")...)
+		}, "249"},
+		{"No bootstrap server is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, []any{}, spec("kafka", "bootstrapServers")...)
+		}, "should have at least 1 items"},
+		{"A bootstrap server without a port is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, []any{"kafka.kafka"}, spec("kafka", "bootstrapServers")...)
+		}, "a bootstrap server must be host:port"},
+		{"A bootstrap server with port 99999 is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, []any{"kafka:99999"}, spec("kafka", "bootstrapServers")...)
+		}, "a bootstrap server must be host:port with a port from 1 to 65535"},
+		{"A bootstrap server with an empty host is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, []any{":9092"}, spec("kafka", "bootstrapServers")...)
+		}, "a bootstrap server must be host:port"},
+		{"An IPv6 bootstrap server is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, []any{"[::1]:9092", "10.0.0.1:9093"}, spec("kafka", "bootstrapServers")...)
+		}, ""},
+		{"SQLite with two replicas is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "sqlite", spec("database", "driver")...)
+			set(t, u, int64(2), spec("replicas")...)
+		}, "database.driver sqlite allows at most one replica"},
+		{"SQLite with one replica is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "sqlite", spec("database", "driver")...)
+			set(t, u, int64(1), spec("replicas")...)
+		}, ""},
+		{"An initial backoff longer than the max backoff is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "2m", spec("retry", "initialBackoff")...)
+			set(t, u, "1m", spec("retry", "maxBackoff")...)
+		}, "retry.initialBackoff must not be longer than retry.maxBackoff"},
+		{"An initial backoff equal to the max backoff is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "90s", spec("retry", "initialBackoff")...)
+			set(t, u, "1m30s", spec("retry", "maxBackoff")...)
+		}, ""},
+		{"A backoff that is not a duration is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "soon", spec("retry", "initialBackoff")...)
+		}, "retry.initialBackoff must be a positive duration"},
+		{"A zero max backoff is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "0s", spec("retry", "maxBackoff")...)
+		}, "retry.maxBackoff must be a positive duration"},
+		{"Negative max attempts are rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, int64(-1), spec("retry", "maxAttempts")...)
+		}, "spec.retry.maxAttempts: Invalid value: -1: spec.retry.maxAttempts in body should be greater than or equal to 0"},
+		{"Negative replicas are rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, int64(-1), spec("replicas")...)
+		}, "spec.replicas in body should be greater than or equal to 0"},
+		{"Zero replicas are accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, int64(0), spec("replicas")...)
+		}, ""},
+		{"An unknown handler is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "inventory.unknown", spec("handler")...)
+		}, `spec.handler: Unsupported value: "inventory.unknown": supported values: "inventory.product-updates"`},
+		{"An unknown initial offset is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "middle", spec("kafka", "initialOffset")...)
+		}, `spec.kafka.initialOffset: Unsupported value: "middle"`},
+		{"An unknown database driver is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "oracle", spec("database", "driver")...)
+		}, `spec.database.driver: Unsupported value: "oracle"`},
+		{"A database without a DSN Secret is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(u.Object, spec("database", "dsnSecretRef")...)
+		}, "spec.database.dsnSecretRef: Required value"},
+		{"A Secret key with a slash is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "a/b", spec("database", "dsnSecretRef", "key")...)
+		}, "a Secret key may contain only letters, digits, '-', '_' and '.'"},
+		{"A Secret name with capitals is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "Shop-DB", spec("database", "dsnSecretRef", "name")...)
+		}, "a Secret name may contain only lowercase letters"},
+		{"An unknown SASL mechanism is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"mechanism": "GSSAPI", "secretRef": map[string]any{"name": "kafka-user"}}, spec("kafka", "sasl")...)
+		}, `spec.kafka.sasl.mechanism: Unsupported value: "GSSAPI"`},
+		{"SCRAM with a Secret is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"mechanism": "SCRAM-SHA-512", "secretRef": map[string]any{"name": "kafka-user"}}, spec("kafka", "sasl")...)
+		}, ""},
+		{"A client certificate without its key is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"secretRef": map[string]any{"name": "kafka-tls"}, "certKey": "tls.crt"}, spec("kafka", "tls")...)
+		}, "tls.certKey and tls.keyKey must be set together"},
+		{"TLS keys without a Secret are rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"caKey": "ca.crt"}, spec("kafka", "tls")...)
+		}, "tls.caKey, tls.certKey and tls.keyKey name keys of tls.secretRef, which is not set"},
+		{"Mutual TLS from a Secret is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"secretRef": map[string]any{"name": "kafka-tls"}, "certKey": "tls.crt", "keyKey": "tls.key"}, spec("kafka", "tls")...)
+		}, ""},
+		{"TLS with the system roots is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{}, spec("kafka", "tls")...)
+		}, ""},
+		{"An env variable reserved for the operator is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, []any{map[string]any{"name": "KAFKASUB_DATABASE_DSN", "value": "postgres://x"}}, spec("template", "env")...)
+		}, "template.env cannot set names starting with KAFKASUB_"},
+		{"A duplicate env variable is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, []any{map[string]any{"name": "A", "value": "1"}, map[string]any{"name": "A", "value": "2"}}, spec("template", "env")...)
+		}, "Duplicate value"},
+		{"A full pod template is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{
+				"image":              "registry.example/kafkasub:1.0",
+				"imagePullPolicy":    "IfNotPresent",
+				"resources":          map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "64Mi"}},
+				"nodeSelector":       map[string]any{"kubernetes.io/os": "linux"},
+				"tolerations":        []any{map[string]any{"key": "dedicated", "operator": "Equal", "value": "kafka", "effect": "NoSchedule"}},
+				"serviceAccountName": "inventory",
+				"labels":             map[string]any{"team": "shop"},
+				"annotations":        map[string]any{"example.com/owner": "shop"},
+				"env":                []any{map[string]any{"name": "LOG_LEVEL", "value": "debug"}},
+			}, spec("template")...)
+		}, ""},
+		{"A name longer than 54 characters is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			u.SetName(strings.Repeat("n", 55))
+		}, "metadata.name must be at most 54 characters"},
+		{"A name starting with a digit is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			u.SetName("1inventory")
+		}, "metadata.name must start with a lowercase letter"},
+		{"A name with a dot is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			u.SetName("shop.inventory")
+		}, "metadata.name must start with a lowercase letter and contain only lowercase letters, digits and '-'"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := sample(t)
+			u.SetNamespace(ns)
+			u.SetName(fmt.Sprintf("case-%d", i))
+			tc.modify(t, u)
+			err := k8s.Create(ctx, u)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("accepted, want an error containing %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestHandlerEnumMatchesHandlers keeps the Enum marker of Handler and the Handlers list in step.
+func TestHandlerEnumMatchesHandlers(t *testing.T) {
+	data, err := os.ReadFile(crdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.UnmarshalStrict(data, crd); err != nil {
+		t.Fatal(err)
+	}
+	prop := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["handler"]
+	var enum []kafkasubv1alpha1.Handler
+	for _, e := range prop.Enum {
+		var s string
+		if err := yaml.Unmarshal(e.Raw, &s); err != nil {
+			t.Fatal(err)
+		}
+		enum = append(enum, kafkasubv1alpha1.Handler(s))
+	}
+	if !reflect.DeepEqual(enum, kafkasubv1alpha1.Handlers) {
+		t.Errorf("CRD enum %v, Handlers %v: keep the Enum marker and Handlers in step and run make manifests", enum, kafkasubv1alpha1.Handlers)
+	}
+	if !slices.Contains(enum, "inventory.product-updates") {
+		t.Errorf("the inventory handler is missing from %v", enum)
+	}
+}
+
+// TestPrinterColumns keeps `kubectl get ksub` as the README shows it.
+func TestPrinterColumns(t *testing.T) {
+	data, err := os.ReadFile(crdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.Unmarshal(data, crd); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
+		if c.Priority == 0 {
+			names = append(names, strings.ToUpper(c.Name))
+		}
+	}
+	want := []string{"TOPIC", "DEAD-LETTER", "READY", "REPLICAS", "AGE"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("columns %v, want %v", names, want)
+	}
+	if !slices.Contains(crd.Spec.Names.ShortNames, "ksub") || !slices.Contains(crd.Spec.Names.Categories, "kafka") {
+		t.Errorf("names = %+v, want short name ksub and category kafka", crd.Spec.Names)
+	}
+}
