@@ -1,0 +1,211 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/kafkasub/kafkasub/consumer"
+	"github.com/kafkasub/kafkasub/consumer/consumertest"
+	"github.com/kafkasub/kafkasub/consumer/inventory"
+)
+
+// envConsumerProcess makes the test binary run `consumer.Load` + `consumer.Run` on the
+// named config file instead of the tests: a real consumer process that a test can kill.
+const envConsumerProcess = "KAFKASUB_TEST_CONSUMER_PROCESS_CONFIG"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(envConsumerProcess); path != "" {
+		os.Exit(runConsumerProcess(path))
+	}
+	os.Exit(m.Run())
+}
+
+func runConsumerProcess(path string) int {
+	cfg, err := consumer.Load(path, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	if err := consumer.Run(ctx, cfg, consumer.WithoutHTTP(), consumer.WithLogger(quiet)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestNothingIsLostWhenTheConsumerIsKilledMidStream kills a consumer process (SIGKILL, no
+// shutdown, no commit) in the middle of a mixed stream and restarts it: every valid update
+// ends applied (the last per product wins, per-partition order), every invalid message is
+// in the dead-letter topic, and no valid message is.
+func TestNothingIsLostWhenTheConsumerIsKilledMidStream(t *testing.T) {
+	const (
+		partitions = 3
+		products   = 20
+		messages   = 6000
+	)
+	topic := consumertest.UniqueName("stream")
+	dlq := topic + ".dlq"
+	brokers := consumertest.Kfake(t, partitions, topic, dlq)
+	dsn := consumertest.SQLiteDSN(t)
+	db, err := consumer.OpenDatabase(consumer.DriverSQLite, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() })
+	ctx := context.Background()
+	if err := inventory.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	var catalogue []inventory.Product
+	for i := range products {
+		catalogue = append(catalogue, inventory.Product{Code: fmt.Sprintf("P-%03d", i), Name: "product", Inventory: -1})
+	}
+	if err := inventory.Insert(ctx, db, catalogue); err != nil {
+		t.Fatal(err)
+	}
+
+	// A product's updates all go to one partition (by code), so "last wins" is defined.
+	partitionOf := func(code string) int32 {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(code))
+		return int32(h.Sum32() % partitions)
+	}
+	want := map[string]int64{}
+	invalid := map[string]bool{} // "partition/offset" of each invalid message
+	valid := map[string]bool{}
+	var batch []*sarama.ProducerMessage
+	for i := range messages {
+		code := catalogue[i%products].Code
+		var v string
+		ok := i%5 != 3
+		if ok {
+			v = fmt.Sprintf(`{"product_code": %q, "inventory_count": %d}`, code, i)
+			want[code] = int64(i)
+		} else {
+			switch (i / 5) % 4 {
+			case 0:
+				v = fmt.Sprintf(`{"product_code": %q, "inventory_count": -%d}`, code, i)
+			case 1:
+				v = fmt.Sprintf(`{"product_code": "NO_SUCH_%d", "inventory_count": 1}`, i)
+			case 2:
+				v = "this is no good"
+			case 3:
+				v = `{"greeting": "hello"}`
+			}
+		}
+		batch = append(batch, &sarama.ProducerMessage{Topic: topic, Partition: partitionOf(code),
+			Key: sarama.StringEncoder(code), Value: sarama.StringEncoder(v), Metadata: ok})
+	}
+	p := consumertest.Producer(t, brokers)
+	for start := 0; start < len(batch); start += 500 {
+		end := min(start+500, len(batch))
+		if err := p.SendMessages(batch[start:end]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range batch {
+		key := fmt.Sprintf("%d/%d", m.Partition, m.Offset)
+		if m.Metadata.(bool) {
+			valid[key] = true
+		} else {
+			invalid[key] = true
+		}
+	}
+
+	// First run: a separate process with tiny batches, killed once it is under way.
+	cfg := consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, "")
+	cfg.Batch.MaxMessages = 3
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), consumer.ConfigFileName)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envConsumerProcess+"="+path, consumer.EnvDatabaseDSN+"="+dsn)
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if n := len(consumertest.ReadTopic(t, brokers, dlq, 0, 0)); n >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the consumer process dead-lettered nothing within 60s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	atKill := len(consumertest.ReadTopic(t, brokers, dlq, 0, 0))
+	if atKill >= len(invalid) {
+		t.Fatalf("the first run finished (%d dead letters) before it was killed; the test needs more messages", atKill)
+	}
+	t.Logf("killed the consumer process with %d of %d invalid messages dead-lettered", atKill, len(invalid))
+
+	// Second run, in process, same group: it must finish the stream.
+	cfg2 := *cfg
+	cfg2.Batch.MaxMessages = 500
+	cfg2.DatabaseDSN = dsn
+	startConsumer(t, &cfg2, consumer.WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))))
+
+	deadline = time.Now().Add(120 * time.Second)
+	for {
+		recs := consumertest.ReadTopic(t, brokers, dlq, 0, 0)
+		seen := map[string]bool{}
+		for _, r := range recs {
+			d, _ := consumer.ParseDeadLetter(consumer.HeadersFromSarama(r.Headers))
+			key := fmt.Sprintf("%d/%d", d.OriginalPartition, d.OriginalOffset)
+			if valid[key] {
+				t.Fatalf("valid message %s (%s) was dead-lettered: %s", key, r.Value, d.ErrorMessage)
+			}
+			if !invalid[key] {
+				t.Fatalf("dead letter %s names no message that was produced", key)
+			}
+			seen[key] = true
+		}
+		var got []inventory.Product
+		if err := db.Find(&got).Error; err != nil {
+			t.Fatal(err)
+		}
+		applied := 0
+		for _, p := range got {
+			w, ok := want[p.Code]
+			if !ok && p.Inventory != -1 {
+				t.Fatalf("product %s had only invalid updates but its inventory is %d", p.Code, p.Inventory)
+			}
+			if ok && p.Inventory == w {
+				applied++
+			}
+		}
+		if len(seen) == len(invalid) && applied == len(want) {
+			t.Logf("all %d invalid messages dead-lettered (%d records, duplicates allowed); all %d products at their last update", len(invalid), len(recs), applied)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 120s: %d of %d invalid messages dead-lettered, %d of %d products at their last update", len(seen), len(invalid), applied, len(want))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
