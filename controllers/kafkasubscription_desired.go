@@ -144,8 +144,8 @@ func SelectorLabels(ksub *kafkasubv1alpha1.KafkaSubscription) map[string]string 
 	}
 }
 
-// Labels are the labels of every child object and consumer pod of a subscription.
-func Labels(ksub *kafkasubv1alpha1.KafkaSubscription) map[string]string {
+// StandardLabels are the labels of every child object and consumer pod of a subscription.
+func StandardLabels(ksub *kafkasubv1alpha1.KafkaSubscription) map[string]string {
 	l := SelectorLabels(ksub)
 	l[LabelManagedBy] = ManagedBy
 	l[LabelPartOf] = AppName
@@ -286,7 +286,7 @@ func childMeta(ksub *kafkasubv1alpha1.KafkaSubscription) metav1.ObjectMeta {
 	return metav1.ObjectMeta{
 		Name:      ChildName(ksub.Name),
 		Namespace: ksub.Namespace,
-		Labels:    Labels(ksub),
+		Labels:    StandardLabels(ksub),
 		OwnerReferences: []metav1.OwnerReference{
 			*metav1.NewControllerRef(ksub, kafkasubv1alpha1.GroupVersion.WithKind("KafkaSubscription")),
 		},
@@ -309,7 +309,7 @@ func buildDeployment(ksub *kafkasubv1alpha1.KafkaSubscription, opts BuildOptions
 	for k, v := range tpl.Labels {
 		podLabels[k] = v
 	}
-	for k, v := range Labels(ksub) {
+	for k, v := range StandardLabels(ksub) {
 		podLabels[k] = v
 	}
 	podAnnotations := map[string]string{}
