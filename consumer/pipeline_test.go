@@ -2,7 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -382,4 +381,3 @@ func TestMissionAgainstKfakeAndPostgreSQL(t *testing.T) {
 	runMission(t, consumertest.Kfake, consumer.DriverPostgres, dsn, consumertest.ReplaceHost(dsn, proxy.Addr()), cut)
 }
 
-var _ = errors.New

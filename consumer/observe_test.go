@@ -1,0 +1,245 @@
+package consumer_test
+
+import (
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/kafkasub/kafkasub/consumer"
+	"github.com/kafkasub/kafkasub/consumer/consumertest"
+	"github.com/kafkasub/kafkasub/consumer/inventory"
+)
+
+// seededSQLite returns a migrated, seeded SQLite DSN and its first product.
+func seededSQLite(t *testing.T) (string, inventory.Product) {
+	t.Helper()
+	dsn := consumertest.SQLiteDSN(t)
+	db, err := consumer.OpenDatabase(consumer.DriverSQLite, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() }()
+	if err := inventory.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	seeded, err := inventory.Seed(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn, seeded[0]
+}
+
+func TestSentryReceivesTheErrorWithItsClass(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	sentry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err == nil {
+				body = zr
+			}
+		}
+		b, _ := io.ReadAll(body)
+		mu.Lock()
+		bodies = append(bodies, r.URL.Path+"\n"+string(b))
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer sentry.Close()
+
+	topic := consumertest.UniqueName("sentry")
+	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
+	dsn, _ := seededSQLite(t)
+	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
+	cfg.SentryEnabled = true
+	cfg.SentryDSN = "http://publickey@" + strings.TrimPrefix(sentry.URL, "http://") + "/42"
+	r := startConsumer(t, cfg)
+	_, off, err := consumertest.Producer(t, brokers).SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("this is no good")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.out.outcome(t, 0, off)
+	r.stop() // flushes Sentry
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		var found string
+		for _, b := range bodies {
+			if strings.Contains(b, `"error_class":"InvalidPayload"`) {
+				found = b
+			}
+		}
+		n := len(bodies)
+		mu.Unlock()
+		if found != "" {
+			if !strings.Contains(found, "/api/42/") {
+				t.Errorf("Sentry request went to %q, want the project 42 endpoint", strings.SplitN(found, "\n", 2)[0])
+			}
+			if !strings.Contains(found, "payload is not a JSON object") {
+				t.Errorf("Sentry event lacks the error message: %s", found)
+			}
+			if !strings.Contains(found, fmt.Sprintf(`"offset":"%d"`, off)) || !strings.Contains(found, `"topic":"`+topic+`"`) {
+				t.Errorf("Sentry event lacks the message's coordinates: %s", found)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Sentry event with error_class InvalidPayload within 30s (%d requests)", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestMetricsCountOutcomesAndDatabaseState(t *testing.T) {
+	topic := consumertest.UniqueName("metrics")
+	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
+	dsn, first := seededSQLite(t)
+	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
+	r := startConsumer(t, cfg)
+	p := consumertest.Producer(t, brokers)
+	var last int64
+	for _, v := range []string{fmt.Sprintf(`{"product_code": %q, "inventory_count": 3}`, first.Code), `{"greeting": "hello"}`} {
+		_, off, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = off
+	}
+	r.out.outcome(t, 0, last)
+	resp, err := http.Get("http://" + r.c.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	text := string(b)
+	for _, want := range []string{
+		`kafkasub_consumer_messages_total{class="",outcome="processed",subscription="test/` + topic + `",topic="` + topic + `"} 1`,
+		`kafkasub_consumer_messages_total{class="UnexpectedAttributes",outcome="dead_lettered",subscription="test/` + topic + `",topic="` + topic + `"} 1`,
+		`kafkasub_consumer_dead_letter_writes_total{subscription="test/` + topic + `",topic="` + topic + `"} 1`,
+		`kafkasub_consumer_database_up{subscription="test/` + topic + `",topic="` + topic + `"} 1`,
+		`kafkasub_consumer_group_joined{subscription="test/` + topic + `",topic="` + topic + `"} 1`,
+		`kafkasub_consumer_processing_seconds_count{subscription="test/` + topic + `",topic="` + topic + `"} 2`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(text)
+	}
+}
+
+// TestRetriesExhaustedDeadLettersTheMessage: with retry.maxAttempts, a transient error that
+// persists dead-letters the message with class RetriesExhausted and the attempt count.
+func TestRetriesExhaustedDeadLettersTheMessage(t *testing.T) {
+	topic := consumertest.UniqueName("exhausted")
+	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
+	dsn, _ := seededSQLite(t)
+	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
+	cfg.Retry.MaxAttempts = 3
+	calls := 0
+	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		calls++
+		return consumer.Transient(consumer.ClassDatabaseUnavailable, fmt.Errorf("database is away"))
+	})
+	r := startConsumer(t, cfg, consumer.WithHandler(h))
+	_, off, err := consumertest.Producer(t, brokers).SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := r.out.outcome(t, 0, off)
+	if ev.Type != consumer.EventDeadLettered || ev.Class != consumer.ClassRetriesExhausted || ev.Attempt != 3 {
+		t.Fatalf("outcome %s class %s attempt %d, want dead-lettered RetriesExhausted after 3", ev.Type, ev.Class, ev.Attempt)
+	}
+	recs := consumertest.ReadTopic(t, brokers, topic+".dlq", 1, 30*time.Second)
+	if len(recs) != 1 {
+		t.Fatalf("dead-letter topic has %d records, want 1", len(recs))
+	}
+	d, _ := consumer.ParseDeadLetter(consumer.HeadersFromSarama(recs[0].Headers))
+	if d.ErrorClass != consumer.ClassRetriesExhausted || d.Attempts != 3 || !strings.Contains(d.ErrorMessage, "database is away") {
+		t.Fatalf("dead letter %+v, want class RetriesExhausted, 3 attempts and the last error", d)
+	}
+	if calls != 3 {
+		t.Fatalf("handler called %d times, want 3", calls)
+	}
+}
+
+// TestAHandlerPanicIsDeadLettered: a panic is recovered and the message dead-lettered with
+// class HandlerPanic; the consumer goes on with the next message.
+func TestAHandlerPanicIsDeadLettered(t *testing.T) {
+	topic := consumertest.UniqueName("panic")
+	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
+	dsn, _ := seededSQLite(t)
+	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
+	cfg.Batch.MaxMessages = 1
+	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		if string(m.Value) == "boom" {
+			panic("boom")
+		}
+		return nil
+	})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := startConsumer(t, cfg, consumer.WithHandler(h), consumer.WithLogger(quiet))
+	p := consumertest.Producer(t, brokers)
+	_, boom, _ := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("boom")})
+	_, fine, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("fine")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := r.out.outcome(t, 0, boom); ev.Type != consumer.EventDeadLettered || ev.Class != consumer.ClassHandlerPanic {
+		t.Fatalf("panicking message: %s %s, want dead-lettered HandlerPanic", ev.Type, ev.Class)
+	}
+	if ev := r.out.outcome(t, 0, fine); ev.Type != consumer.EventProcessed {
+		t.Fatalf("next message: %s, want processed", ev.Type)
+	}
+}
+
+// TestGracefulShutdownCommitsWhatWasProcessed: after a cancelled Run, a new consumer of the
+// same group starts after the last processed message.
+func TestGracefulShutdownCommitsWhatWasProcessed(t *testing.T) {
+	topic := consumertest.UniqueName("shutdown")
+	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
+	dsn, first := seededSQLite(t)
+	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
+	p := consumertest.Producer(t, brokers)
+	var values []string
+	for i := range 10 {
+		values = append(values, fmt.Sprintf(`{"product_code": %q, "inventory_count": %d}`, first.Code, i))
+	}
+	consumertest.Produce(t, p, topic, values...)
+	r := startConsumer(t, cfg)
+	r.out.outcome(t, 0, 9)
+	r.stop()
+
+	var seen []int64
+	var mu sync.Mutex
+	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		mu.Lock()
+		seen = append(seen, m.Offset)
+		mu.Unlock()
+		return nil
+	})
+	r2 := startConsumer(t, cfg, consumer.WithHandler(h))
+	consumertest.Produce(t, p, topic, "after")
+	r2.out.outcome(t, 0, 10)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] != 10 {
+		t.Fatalf("the restarted consumer saw offsets %v, want only [10]: the first run's offsets must be committed on shutdown", seen)
+	}
+}
+
