@@ -81,7 +81,7 @@ diagnostics() {
   k describe kafkasubscriptions -n "$app_ns" 2>&1 || true
   k get pods,deployments,statefulsets -A -o wide 2>&1 || true
   k -n "$operator_ns" logs "deployment/${release}" --tail=100 2>&1 || true
-  k -n "$app_ns" logs -l app.kubernetes.io/managed-by=kafkasub --tail=100 --prefix 2>&1 || true
+  k -n "$app_ns" logs -l app.kubernetes.io/managed-by=kafkasub-operator --tail=100 --prefix 2>&1 || true
   k get events -n "$app_ns" --sort-by=.lastTimestamp 2>&1 | tail -30 || true
 }
 
