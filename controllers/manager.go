@@ -33,6 +33,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -195,6 +196,11 @@ func NewManagerCommand() *cobra.Command {
 	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(goFlags)
 	f.AddGoFlagSet(goFlags)
+	// --kubeconfig, registered by controller-runtime; $KUBECONFIG and the in-cluster
+	// service account work without it.
+	if kc := flag.CommandLine.Lookup(ctrlconfig.KubeconfigFlagName); kc != nil {
+		f.AddGoFlag(kc)
+	}
 	return cmd
 }
 
