@@ -32,6 +32,7 @@ help: ## Show this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from the kubebuilder markers.
 	$(CONTROLLER_GEN) rbac:roleName=kafkasub-manager-role crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	go run ./charts/gen  # the Helm chart's CRD and manager-rules templates follow config/
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods for the API types.
@@ -79,8 +80,7 @@ docker-build: ## Build the container image (needs a Docker engine).
 ##@ Helm
 
 .PHONY: helm-crds
-helm-crds: manifests ## Regenerate the chart's CRD and manager-rules templates from config/ (controller-gen output).
-	go run ./charts/gen
+helm-crds: manifests ## Regenerate the chart's CRD and manager-rules templates from config/ (part of manifests).
 
 .PHONY: helm-lint
 helm-lint: helm ## Lint the chart with helm (offline), strict.
