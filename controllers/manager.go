@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
@@ -28,6 +29,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -51,6 +53,7 @@ const (
 	FlagLeaderElectionNamespace = "leader-election-namespace"
 	FlagConsumerImage           = "consumer-image"
 	FlagMaxConcurrentReconciles = "max-concurrent-reconciles"
+	FlagWatchNamespaces         = "watch-namespaces"
 )
 
 // EnvConsumerImage sets the default of --consumer-image, so a Deployment can pass the
@@ -76,6 +79,9 @@ type ManagerOptions struct {
 	ConsumerImage string
 	// MaxConcurrentReconciles bounds the subscriptions reconciled in parallel.
 	MaxConcurrentReconciles int
+	// WatchNamespaces limits the operator to these namespaces (all when empty), so it
+	// needs RBAC only there: a RoleBinding of the manager ClusterRole per namespace.
+	WatchNamespaces []string
 	// SkipNameValidation allows more than one manager in a process (tests).
 	SkipNameValidation bool
 }
@@ -116,6 +122,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts ManagerOptions) (ctr
 		return nil, fmt.Errorf("build scheme: %w", err)
 	}
 	owned := labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
+	var namespaces map[string]cache.Config
+	if len(opts.WatchNamespaces) > 0 {
+		namespaces = map[string]cache.Config{}
+		for _, ns := range opts.WatchNamespaces {
+			namespaces[ns] = cache.Config{}
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
@@ -125,12 +138,16 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts ManagerOptions) (ctr
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
 		// Stop reconciling at once when leadership is lost: a new leader takes over.
 		LeaderElectionReleaseOnCancel: true,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:            {Label: owned},
-			&corev1.ConfigMap{}:             {Label: owned},
-			&corev1.Service{}:               {Label: owned},
-			&policyv1.PodDisruptionBudget{}: {Label: owned},
-		}},
+		Cache: cache.Options{
+			DefaultNamespaces: namespaces,
+			DefaultTransform:  cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				&appsv1.Deployment{}:            {Label: owned},
+				&corev1.ConfigMap{}:             {Label: owned},
+				&corev1.Service{}:               {Label: owned},
+				&policyv1.PodDisruptionBudget{}: {Label: owned},
+			},
+		},
 		Controller: controllerConfig(opts),
 	})
 	if err != nil {
@@ -169,6 +186,11 @@ func NewManagerCommand() *cobra.Command {
 			if opts.ConsumerImage == "" {
 				return fmt.Errorf("--%s must not be empty", FlagConsumerImage)
 			}
+			for _, ns := range opts.WatchNamespaces {
+				if errs := validation.IsDNS1123Label(ns); ns == "" || len(errs) > 0 {
+					return fmt.Errorf("--%s: %q is not a namespace name: %s", FlagWatchNamespaces, ns, strings.Join(errs, "; "))
+				}
+			}
 			if opts.MaxConcurrentReconciles < 1 {
 				return fmt.Errorf("--%s must be at least 1, got %d", FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles)
 			}
@@ -180,7 +202,7 @@ func NewManagerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctrl.Log.WithName("setup").Info("Starting manager", "consumerImage", opts.ConsumerImage,
+			ctrl.Log.WithName("setup").Info("Starting manager", "consumerImage", opts.ConsumerImage, "watchNamespaces", opts.WatchNamespaces,
 				"leaderElect", opts.LeaderElect, "metrics", opts.MetricsBindAddress, "health", opts.HealthProbeBindAddress)
 			return mgr.Start(cmd.Context())
 		},
@@ -192,6 +214,7 @@ func NewManagerCommand() *cobra.Command {
 	f.StringVar(&opts.LeaderElectionID, FlagLeaderElectionID, opts.LeaderElectionID, "name of the leader election Lease")
 	f.StringVar(&opts.LeaderElectionNamespace, FlagLeaderElectionNamespace, opts.LeaderElectionNamespace, "namespace of the leader election Lease (default: the pod's namespace)")
 	f.StringVar(&opts.ConsumerImage, FlagConsumerImage, opts.ConsumerImage, "consumer image of subscriptions without spec.template.image (default from $"+EnvConsumerImage+")")
+	f.StringSliceVar(&opts.WatchNamespaces, FlagWatchNamespaces, opts.WatchNamespaces, "comma-separated namespaces to reconcile subscriptions in (default: all namespaces)")
 	f.IntVar(&opts.MaxConcurrentReconciles, FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles, "subscriptions reconciled in parallel")
 	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(goFlags)

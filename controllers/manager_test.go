@@ -51,6 +51,7 @@ func TestManagerCommandRejectsBadFlags(t *testing.T) {
 		{"An empty consumer image is rejected", []string{"--consumer-image="}, "--consumer-image must not be empty"},
 		{"Zero concurrent reconciles are rejected", []string{"--max-concurrent-reconciles=0"}, "--max-concurrent-reconciles must be at least 1"},
 		{"An unknown flag is rejected", []string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
+		{"A watch namespace that is no namespace name is rejected", []string{"--watch-namespaces=shop,Bad_NS"}, `--watch-namespaces: "Bad_NS" is not a namespace name`},
 		{"Arguments are rejected", []string{"extra"}, `unknown command "extra"`},
 	}
 	for _, tc := range cases {
@@ -70,7 +71,7 @@ func TestManagerCommandFlags(t *testing.T) {
 	t.Setenv(EnvConsumerImage, "registry.example/kafkasub:from-env")
 	cmd := NewManagerCommand()
 	for _, name := range []string{FlagMetricsBindAddress, FlagHealthProbeBindAddress, FlagLeaderElect, FlagLeaderElectionID,
-		FlagLeaderElectionNamespace, FlagConsumerImage, FlagMaxConcurrentReconciles, "zap-log-level", "zap-devel", "kubeconfig"} {
+		FlagLeaderElectionNamespace, FlagConsumerImage, FlagMaxConcurrentReconciles, FlagWatchNamespaces, "zap-log-level", "zap-devel", "kubeconfig"} {
 		if cmd.Flags().Lookup(name) == nil {
 			t.Errorf("the manager has no --%s flag", name)
 		}
@@ -83,9 +84,10 @@ func TestManagerCommandFlags(t *testing.T) {
 	}
 }
 
-// TestManagerCommandWithGeneratedRBAC runs `kafkasub manager` as a user that has only the
-// ClusterRole controller-gen generated (config/rbac/role.yaml) and a leader election Role,
-// and checks that it elects itself, serves its probes, and reconciles a subscription.
+// TestManagerCommandWithGeneratedRBAC runs `kafkasub manager --watch-namespaces=a,b` as a
+// user that has only the ClusterRole controller-gen generated (config/rbac/role.yaml),
+// bound in those two namespaces, and a leader election Role: it must elect itself, serve
+// its probes, and reconcile the subscriptions of both namespaces with nothing more.
 func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Skip("needs a kube-apiserver and etcd: set KUBEBUILDER_ASSETS=$(hack/envtest.sh)")
@@ -116,20 +118,24 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 		}
 	}
 
-	// The operator's identity: the generated ClusterRole, and leases and events in its
-	// own namespace for leader election.
+	// The operator's identity: the generated ClusterRole bound in the watched namespaces
+	// only, and leases and events in its own namespace for leader election.
 	const user, opNS = "kafkasub-operator", "kafkasub-system"
+	watched := []string{"shop", "warehouse"}
 	data, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
 	must(err)
 	role := &rbacv1.ClusterRole{}
 	must(yaml.UnmarshalStrict(data, role))
 	must(admin.Create(ctx, role))
 	subject := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}
-	must(admin.Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "kafkasub-manager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   subject,
-	}))
+	for _, ns := range watched {
+		must(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+		must(admin.Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "kafkasub-manager", Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+			Subjects:   subject,
+		}))
+	}
 	must(admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: opNS}}))
 	must(admin.Create(ctx, &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "leader-election", Namespace: opNS},
@@ -157,6 +163,7 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 		"--leader-elect", "--leader-election-namespace=" + opNS,
 		"--metrics-bind-address=0", "--health-probe-bind-address=" + healthAddr,
 		"--consumer-image=registry.example/kafkasub:cmd",
+		"--watch-namespaces=" + strings.Join(watched, ","),
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -168,11 +175,13 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 		}
 	})
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cmd-"}}
-	must(admin.Create(ctx, ns))
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: watched[0]}}
 	k := testSubscription()
 	k.ObjectMeta = metav1.ObjectMeta{Name: "inventory", Namespace: ns.Name}
 	must(admin.Create(ctx, k))
+	other := testSubscription()
+	other.ObjectMeta = metav1.ObjectMeta{Name: "stock", Namespace: watched[1]}
+	must(admin.Create(ctx, other))
 
 	eventually(t, "the manager serves /healthz and /readyz", func() error {
 		for _, p := range []string{"/healthz", "/readyz"} {
@@ -196,6 +205,9 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 			return errors.New("no holder")
 		}
 		return nil
+	})
+	eventually(t, "the second watched namespace is reconciled too", func() error {
+		return admin.Get(ctx, client.ObjectKey{Namespace: other.Namespace, Name: ChildName(other.Name)}, &appsv1.Deployment{})
 	})
 	eventually(t, "the subscription is rendered with the flag's image and reports its missing Secret", func() error {
 		d := &appsv1.Deployment{}
