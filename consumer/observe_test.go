@@ -242,4 +242,3 @@ func TestGracefulShutdownCommitsWhatWasProcessed(t *testing.T) {
 		t.Fatalf("the restarted consumer saw offsets %v, want only [10]: the first run's offsets must be committed on shutdown", seen)
 	}
 }
-

@@ -380,4 +380,3 @@ func TestMissionAgainstKfakeAndPostgreSQL(t *testing.T) {
 	}
 	runMission(t, consumertest.Kfake, consumer.DriverPostgres, dsn, consumertest.ReplaceHost(dsn, proxy.Addr()), cut)
 }
-
