@@ -91,15 +91,16 @@ psql() {
 }
 
 # produce sends one message to the source topic with `kafkasub produce` from a pod in the
-# cluster, prints where it landed, and removes the pod. hack/kind/producer-pod.json makes
-# the pod meet the restricted Pod Security Standard of the namespace. (No -i: the payload
-# is the argument, and an attached stdin would be a second payload source.)
+# cluster, prints where it landed, and removes the pod. The pod is
+# hack/kind/producer-pod.json (the command, and the restricted Pod Security Standard of the
+# namespace) with the payload as its only argument. (No -i: an attached stdin would be a
+# second payload source.)
 produce() {
   local value=$1 phase=""
   k -n "$app_ns" delete pod producer --ignore-not-found --wait >/dev/null
   k -n "$app_ns" run producer --image "$img" --restart=Never \
     --overrides "$(cat "${root}/hack/kind/producer-pod.json")" --override-type=strategic \
-    --command -- /kafkasub produce --brokers kafka.kafka:9092 --topic "$topic" "$value" >/dev/null
+    -- "$value" >/dev/null
   local deadline=$((SECONDS + 120))
   while [ "$SECONDS" -lt "$deadline" ]; do
     phase=$(k -n "$app_ns" get pod producer -o jsonpath='{.status.phase}')
