@@ -90,7 +90,9 @@ func (h *countHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Cons
 func BenchmarkRawSaramaConsume(b *testing.B) {
 	topic := consumertest.UniqueName("raw")
 	brokers := consumertest.Kfake(b, benchPartitions, topic)
-	fillTopic(b, brokers, topic, b.N, func(i int) string { return fmt.Sprintf(`{"product_code": "P-%05d", "inventory_count": %d}`, i%benchProducts, i) })
+	fillTopic(b, brokers, topic, b.N, func(i int) string {
+		return fmt.Sprintf(`{"product_code": "P-%05d", "inventory_count": %d}`, i%benchProducts, i)
+	})
 	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, "unused")
 	sc, err := consumer.SaramaConfig(cfg)
 	if err != nil {
