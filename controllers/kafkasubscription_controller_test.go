@@ -19,6 +19,9 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -30,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -236,6 +240,29 @@ var _ = Describe("KafkaSubscription controller", func() {
 		}).Should(Succeed())
 	})
 
+	It("reads well in kubectl get ksub: topic, dead-letter topic, ready, replicas, age", func() {
+		createSecret("shop-db", map[string]string{"dsn": dsnValue})
+		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())
+		setDeploymentStatus("inventory", 2)
+		Eventually(func(g Gomega) {
+			g.Expect(condition(g, "inventory", kafkasubv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+		}).Should(Succeed())
+
+		// The API server renders the printer columns, as kubectl asks it to.
+		table := getTable(ns, "kafkasubscriptions")
+		var columns []string
+		for _, c := range table.ColumnDefinitions {
+			if c.Priority == 0 {
+				columns = append(columns, strings.ToUpper(c.Name))
+			}
+		}
+		Expect(columns).To(Equal([]string{"NAME", "TOPIC", "DEAD-LETTER", "READY", "REPLICAS", "AGE"}))
+		Expect(table.Rows).To(HaveLen(1))
+		Expect(table.Rows[0].Cells[:5]).To(Equal([]any{
+			"inventory", "inventory_management_product_updates", "inventory_management_product_updates.dlq", "True", float64(2),
+		}))
+	})
+
 	It("reports a missing Secret as Degraded, still renders the Deployment, and clears when the Secret is created", func() {
 		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -427,6 +454,23 @@ var _ = Describe("KafkaSubscription controller", func() {
 		}).Should(Succeed())
 	})
 })
+
+// getTable lists resource in namespace ns as the API server's Table, the way kubectl get does.
+func getTable(ns, resource string) *metav1.Table {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	url := fmt.Sprintf("%s/apis/%s/namespaces/%s/%s", strings.TrimSuffix(cfg.Host, "/"), kafkasubv1alpha1.GroupVersion, ns, resource)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := httpClient.Do(req)
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	table := &metav1.Table{}
+	Expect(json.NewDecoder(resp.Body).Decode(table)).To(Succeed())
+	return table
+}
 
 // reconcileCount is the number of successful reconciles of the controller so far, from
 // controller-runtime's own metrics.
