@@ -114,9 +114,10 @@ func TestServerSideDryRun(t *testing.T) {
 		values map[string]any
 	}{
 		{"default values", nil},
-		{"three replicas with leader election and a ServiceMonitor", map[string]any{
-			"replicaCount": 3,
-			"metrics":      map[string]any{"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}}},
+		{"three replicas with leader election and both ServiceMonitors", map[string]any{
+			"replicaCount":           3,
+			"metrics":                map[string]any{"serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}}},
+			"consumerServiceMonitor": map[string]any{"enabled": true},
 		}},
 		{"namespaced RBAC for two namespaces", map[string]any{"watchNamespaces": []any{"team-a", "team-b"}}},
 		{"no CRD, no metrics, an existing ServiceAccount, placement", map[string]any{
