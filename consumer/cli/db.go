@@ -30,6 +30,11 @@ func (o *dbOptions) register(fs *pflag.FlagSet) {
 
 // open opens and pings the database; the DSN never appears in an error.
 func (o *dbOptions) open(ctx context.Context) (*gorm.DB, func(), error) {
+	switch o.driver {
+	case consumer.DriverPostgres, consumer.DriverMySQL, consumer.DriverSQLite:
+	default:
+		return nil, nil, fmt.Errorf("--driver: %q must be %s, %s or %s", o.driver, consumer.DriverPostgres, consumer.DriverMySQL, consumer.DriverSQLite)
+	}
 	dsn := o.dsn
 	if dsn == "" {
 		dsn = os.Getenv(consumer.EnvDatabaseDSN)
@@ -48,7 +53,7 @@ func (o *dbOptions) open(ctx context.Context) (*gorm.DB, func(), error) {
 	}
 	if err := consumer.PingDatabase(ctx, db, o.timeout); err != nil {
 		closeDB()
-		return nil, nil, fmt.Errorf("cannot reach the %s database: %w", o.driver, err)
+		return nil, nil, fmt.Errorf("cannot reach the %s database: %s", o.driver, oneLine(err))
 	}
 	return db, closeDB, nil
 }
@@ -145,10 +150,11 @@ func newDBProductsCommand() *cobra.Command {
 				return fmt.Errorf("read products: %w", err)
 			}
 			if output == outputJSON {
-				if products == nil {
-					products = []inventory.Product{}
+				rows := make([]productJSON, len(products))
+				for i, p := range products {
+					rows[i] = productJSON{ID: p.ID, Code: p.Code, Name: p.Name, Inventory: p.Inventory, UpdatedAt: p.UpdatedAt}
 				}
-				return writeJSON(cmd.OutOrStdout(), products)
+				return writeJSON(cmd.OutOrStdout(), rows)
 			}
 			return writeProducts(cmd.OutOrStdout(), products)
 		},
@@ -156,6 +162,15 @@ func newDBProductsCommand() *cobra.Command {
 	o.register(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", outputTable, "output format: table or json")
 	return cmd
+}
+
+// productJSON is a product as `db products --output json` prints it.
+type productJSON struct {
+	ID        uint      `json:"id"`
+	Code      string    `json:"code"`
+	Name      string    `json:"name"`
+	Inventory int64     `json:"inventory"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 func writeProducts(w io.Writer, products []inventory.Product) error {

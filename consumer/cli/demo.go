@@ -369,15 +369,20 @@ func findDeadLetter(client sarama.Client, dlqTopic, topic string, partition int3
 
 func writeDemoTable(w io.Writer, code string, results []demoResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "CASE\tSENT\t%s INVENTORY\tENDED\tAS EXPECTED\n", code)
+	fmt.Fprintf(tw, "CASE\tSENT\t%s INVENTORY\tAS EXPECTED\tENDED\n", code)
 	for _, r := range results {
 		ok := "yes"
 		if !r.OK {
-			ok = "NO: " + strings.Join(r.Problems, "; ")
+			ok = "NO"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d -> %d\t%s\t%s\n", r.Case, shorten(r.Sent, 56), r.Before, r.After, r.ended(), ok)
+		fmt.Fprintf(tw, "%s\t%s\t%d -> %d\t%s\t%s\n", r.Case, shorten(r.Sent, 56), r.Before, r.After, ok, r.ended())
 	}
 	_ = tw.Flush()
+	for _, r := range results {
+		if !r.OK {
+			fmt.Fprintf(w, "%s: expected %s, but %s\n", r.Case, r.Expected, strings.Join(r.Problems, "; "))
+		}
+	}
 }
 
 // tailLog copies the last n lines of the consumer log to w (after a failure).

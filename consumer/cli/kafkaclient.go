@@ -109,13 +109,30 @@ func (f *kafkaFlags) client(clientID string, adjust ...func(*sarama.Config)) (sa
 	if err != nil {
 		return nil, f.unreachable(err)
 	}
+	// A client connects lazily; ask for the cluster's brokers now so that an unreachable
+	// cluster fails here, with the addresses named.
+	if err := c.RefreshMetadata(); err != nil {
+		_ = c.Close()
+		return nil, f.unreachable(err)
+	}
 	return c, nil
 }
 
 // unreachable words a connection failure as one line naming the brokers.
 func (f *kafkaFlags) unreachable(err error) error {
-	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-	return fmt.Errorf("cannot reach Kafka at %s: %s", strings.Join(f.brokers, ","), msg)
+	return fmt.Errorf("cannot reach Kafka at %s: %s", strings.Join(f.brokers, ","), oneLine(err))
+}
+
+// oneLine flattens a multi-line error message (pgx and sarama join causes with newlines).
+func oneLine(err error) string {
+	var parts []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.Join(strings.Fields(l), " "); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	s := strings.Join(parts, "; ")
+	return strings.ReplaceAll(s, ":; ", ": ")
 }
 
 // topicPartitions returns the partitions of topic, with an error naming the topic when it
