@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -155,6 +157,9 @@ func benchPipeline(b *testing.B, driver, dsn string, valid bool) {
 		return fmt.Sprintf(`{"product_code": "P-%05d", "inventory_count": -%d}`, i%benchProducts, i+1)
 	})
 	cfg := consumertest.Config(brokers, topic, dlq, driver, dsn)
+	if v := os.Getenv("BENCH_BATCH"); v != "" {
+		cfg.Batch.MaxMessages, _ = strconv.Atoi(v)
+	}
 	mon := consumer.NewMonitor()
 	var n atomic.Int64
 	var wrong atomic.Int64

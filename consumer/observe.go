@@ -32,6 +32,7 @@ const (
 type metrics struct {
 	registry         *prometheus.Registry
 	messages         *prometheus.CounterVec
+	processed        prometheus.Counter
 	processing       prometheus.Histogram
 	retries          *prometheus.CounterVec
 	errors           *prometheus.CounterVec
@@ -61,6 +62,7 @@ func newMetrics(reg *prometheus.Registry, cfg *Config) (*metrics, error) {
 		groupJoined: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricGroupJoined, ConstLabels: labels,
 			Help: "1 while the consumer is a member of its consumer group."}),
 	}
+	m.processed = m.messages.WithLabelValues(OutcomeProcessed, "")
 	for _, c := range []prometheus.Collector{m.messages, m.processing, m.retries, m.errors, m.deadLetterWrites, m.databaseUp, m.groupJoined} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -80,7 +82,7 @@ func (m *metrics) handler() http.Handler {
 func (m *metrics) observe(e Event) {
 	switch e.Type {
 	case EventProcessed:
-		m.messages.WithLabelValues(OutcomeProcessed, "").Inc()
+		m.processed.Inc()
 		m.processing.Observe(e.Latency.Seconds())
 	case EventDeadLettered:
 		m.messages.WithLabelValues(OutcomeDeadLettered, string(e.Class)).Inc()

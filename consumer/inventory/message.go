@@ -37,15 +37,11 @@ const (
 // consumer.ClassUnexpectedAttributes error naming them.
 func Decode(payload []byte) (*ProductUpdate, error) {
 	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&fields); err != nil {
+	if err := json.Unmarshal(payload, &fields); err != nil {
 		return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "payload is not a JSON object: %v", describeJSONError(err))
 	}
 	if fields == nil {
 		return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "payload is not a JSON object: null")
-	}
-	if _, err := dec.Token(); !errors.Is(err, errEOF) {
-		return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "payload is not a JSON object: data after the object")
 	}
 	var unexpected []string
 	for k := range fields {
@@ -74,8 +70,6 @@ func Decode(payload []byte) (*ProductUpdate, error) {
 	}
 	return &u, nil
 }
-
-var errEOF = func() error { _, err := json.NewDecoder(bytes.NewReader(nil)).Token(); return err }()
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 

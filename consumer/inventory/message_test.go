@@ -25,7 +25,7 @@ func TestDecode(t *testing.T) {
 		{name: "An empty payload is an invalid payload", payload: ``, class: consumer.ClassInvalidPayload, message: "payload is not a JSON object"},
 		{name: "A JSON array is an invalid payload", payload: `[1, 2]`, class: consumer.ClassInvalidPayload, message: "payload is not a JSON object"},
 		{name: "JSON null is an invalid payload", payload: `null`, class: consumer.ClassInvalidPayload, message: "payload is not a JSON object: null"},
-		{name: "Data after the object is an invalid payload", payload: `{"product_code": "A"} {}`, class: consumer.ClassInvalidPayload, message: "data after the object"},
+		{name: "Data after the object is an invalid payload", payload: `{"product_code": "A"} {}`, class: consumer.ClassInvalidPayload, message: "payload is not a JSON object: invalid character '{' after top-level value"},
 		{name: "An unexpected attribute is named", payload: `{"greeting": "hello"}`, class: consumer.ClassUnexpectedAttributes, message: "unexpected attributes: greeting"},
 		{name: "Every unexpected attribute is named, sorted", payload: `{"product_code": "A", "zeta": 1, "alpha": 2}`, class: consumer.ClassUnexpectedAttributes, message: "unexpected attributes: alpha, zeta"},
 		{name: "A product code that is not a string names the field", payload: `{"product_code": 12, "inventory_count": 1}`, class: consumer.ClassInvalidPayload, message: "product_code must be a string, got number"},

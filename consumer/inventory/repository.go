@@ -57,12 +57,17 @@ func (r *Repository) ExistingCodes(ctx context.Context, codes []string) (map[str
 	return found, nil
 }
 
-// SetInventories sets the inventory of each change's product in one statement. When a
-// code appears more than once the last change wins (messages are applied in order). It
-// returns how many products were updated.
-func (r *Repository) SetInventories(ctx context.Context, changes []Change, now time.Time) (int64, error) {
+// SetInventories sets the inventory of each change's product in one statement (one
+// transaction) and returns the codes it updated: a code that is missing has no product.
+// When a code appears more than once the last change wins (messages are applied in order).
+//
+// PostgreSQL gets one constant statement over two arrays (prepared once, a hash join);
+// SQLite one UPDATE ... CASE ... RETURNING; MySQL, which has no RETURNING, a transaction
+// that reads the existing codes and then updates.
+func (r *Repository) SetInventories(ctx context.Context, changes []Change, now time.Time) (map[string]bool, error) {
+	updated := make(map[string]bool, len(changes))
 	if len(changes) == 0 {
-		return 0, nil
+		return updated, nil
 	}
 	last := make(map[string]int64, len(changes))
 	order := make([]string, 0, len(changes))
@@ -72,14 +77,67 @@ func (r *Repository) SetInventories(ctx context.Context, changes []Change, now t
 		}
 		last[c.Code] = c.Inventory
 	}
-	param := "?"
+	var err error
 	switch r.db.Name() {
 	case "postgres":
-		param = "CAST(? AS BIGINT)"
+		err = r.setPostgres(ctx, order, last, now, updated)
 	case "mysql":
-		param = "CAST(? AS SIGNED)"
+		err = r.Transaction(ctx, func(tx *Repository) error {
+			existing, err := tx.ExistingCodes(ctx, order)
+			if err != nil {
+				return err
+			}
+			sql, args := caseUpdate(order, last, now, "CAST(? AS SIGNED)", false)
+			if err := tx.db.WithContext(ctx).Exec(sql, args...).Error; err != nil {
+				return consumer.ClassifyDatabaseError(err)
+			}
+			for c := range existing {
+				updated[c] = true
+			}
+			return nil
+		})
+	default:
+		sql, args := caseUpdate(order, last, now, "?", true)
+		var codes []string
+		if err = r.db.WithContext(ctx).Raw(sql, args...).Scan(&codes).Error; err == nil {
+			for _, c := range codes {
+				updated[c] = true
+			}
+		}
 	}
-	// One portable statement: UPDATE products SET inventory = CASE code WHEN ... END.
+	if err != nil {
+		return nil, fmt.Errorf("set inventories: %w", consumer.ClassifyDatabaseError(err))
+	}
+	return updated, nil
+}
+
+const postgresSetInventories = `UPDATE products AS p SET inventory = v.inventory, updated_at = $3
+FROM unnest($1::text[], $2::bigint[]) AS v(code, inventory)
+WHERE p.code = v.code RETURNING p.code`
+
+func (r *Repository) setPostgres(ctx context.Context, order []string, last map[string]int64, now time.Time, updated map[string]bool) error {
+	inv := make([]int64, len(order))
+	for i, c := range order {
+		inv[i] = last[c]
+	}
+	// The connection pool directly: gorm would expand the slices into lists.
+	rows, err := r.db.Statement.ConnPool.QueryContext(ctx, postgresSetInventories, order, inv, now)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return err
+		}
+		updated[c] = true
+	}
+	return rows.Err()
+}
+
+// caseUpdate builds UPDATE products SET inventory = CASE code WHEN ? THEN ? ... END.
+func caseUpdate(order []string, last map[string]int64, now time.Time, param string, returning bool) (string, []any) {
 	var sb strings.Builder
 	args := make([]any, 0, 3*len(order)+1)
 	sb.WriteString("UPDATE products SET inventory = CASE code")
@@ -98,9 +156,8 @@ func (r *Repository) SetInventories(ctx context.Context, changes []Change, now t
 		args = append(args, code)
 	}
 	sb.WriteString(")")
-	res := r.db.WithContext(ctx).Exec(sb.String(), args...)
-	if res.Error != nil {
-		return 0, fmt.Errorf("set inventories: %w", consumer.ClassifyDatabaseError(res.Error))
+	if returning {
+		sb.WriteString(" RETURNING code")
 	}
-	return res.RowsAffected, nil
+	return sb.String(), args
 }

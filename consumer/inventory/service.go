@@ -15,13 +15,8 @@ type Service struct {
 // NewService returns a service on repo.
 func NewService(repo *Repository) *Service { return &Service{repo: repo, now: time.Now} }
 
-// SetInventories applies changes in one transaction (last change of a code wins).
-func (s *Service) SetInventories(ctx context.Context, changes []Change) error {
-	if len(changes) == 0 {
-		return nil
-	}
-	return s.repo.Transaction(ctx, func(tx *Repository) error {
-		_, err := tx.SetInventories(ctx, changes, s.now().UTC())
-		return err
-	})
+// SetInventories applies changes in one transaction (last change of a code wins) and
+// returns the codes it updated; a code that is not among them has no product.
+func (s *Service) SetInventories(ctx context.Context, changes []Change) (map[string]bool, error) {
+	return s.repo.SetInventories(ctx, changes, s.now().UTC())
 }
