@@ -83,16 +83,19 @@ type KafkaSubscriptionReconciler struct {
 	Options BuildOptions
 }
 
-// The operator reads Secrets' metadata only (to report a missing one); it never reads a
-// value and never writes a Secret. Kubernetes RBAC cannot grant metadata alone, so these
-// verbs are read verbs, and the code only ever asks for PartialObjectMetadata.
+// RBAC, least privilege: children are written only with server-side apply (create, patch)
+// and deleted by the garbage collector, except a PodDisruptionBudget that is no longer
+// wanted; the status is patched; finalizers/update lets the owner references block owner
+// deletion. The operator reads Secrets' metadata only (to report a missing one); it never
+// reads a value and never writes a Secret. Kubernetes RBAC cannot grant metadata alone, so
+// these are the read verbs, and the code only ever asks for PartialObjectMetadata.
 //
 // +kubebuilder:rbac:groups=kafkasub.io,resources=kafkasubscriptions,verbs=get;list;watch
-// +kubebuilder:rbac:groups=kafkasub.io,resources=kafkasubscriptions/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=kafkasub.io,resources=kafkasubscriptions/status,verbs=get;patch
 // +kubebuilder:rbac:groups=kafkasub.io,resources=kafkasubscriptions/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

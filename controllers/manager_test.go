@@ -32,7 +32,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -208,6 +210,29 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 	})
 	eventually(t, "the second watched namespace is reconciled too", func() error {
 		return admin.Get(ctx, client.ObjectKey{Namespace: other.Namespace, Name: ChildName(other.Name)}, &appsv1.Deployment{})
+	})
+	eventually(t, "the second subscription has a PodDisruptionBudget, then is suspended", func() error {
+		pdbKey := client.ObjectKey{Namespace: other.Namespace, Name: ChildName(other.Name)}
+		if err := admin.Get(ctx, pdbKey, &policyv1.PodDisruptionBudget{}); err != nil {
+			return err
+		}
+		got := &kafkasubv1alpha1.KafkaSubscription{}
+		if err := admin.Get(ctx, client.ObjectKeyFromObject(other), got); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(got.DeepCopy())
+		got.Spec.Suspend = true
+		if err := admin.Patch(ctx, got, patch); err != nil {
+			return err
+		}
+		return nil
+	})
+	eventually(t, "the PodDisruptionBudget of the suspended subscription is gone", func() error {
+		err := admin.Get(ctx, client.ObjectKey{Namespace: other.Namespace, Name: ChildName(other.Name)}, &policyv1.PodDisruptionBudget{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there: %v", err)
 	})
 	eventually(t, "the subscription is rendered with the flag's image and reports its missing Secret", func() error {
 		d := &appsv1.Deployment{}

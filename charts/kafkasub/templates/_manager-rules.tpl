@@ -7,11 +7,9 @@
   - services
   verbs:
   - create
-  - delete
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - ""
@@ -27,11 +25,9 @@
   - deployments
   verbs:
   - create
-  - delete
   - get
   - list
   - patch
-  - update
   - watch
 - apiGroups:
   - events.k8s.io
@@ -61,7 +57,6 @@
   verbs:
   - get
   - patch
-  - update
 - apiGroups:
   - policy
   resources:
@@ -72,6 +67,5 @@
   - get
   - list
   - patch
-  - update
   - watch
 {{- end }}
