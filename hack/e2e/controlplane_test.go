@@ -29,7 +29,9 @@ import (
 
 // Environment variables of the e2e test.
 const (
-	// envEnable turns the e2e tests on ("1"); without it they skip.
+	// envEnable forces the e2e tests on ("1": missing binaries fail the test) or off ("0").
+	// Unset, they run when KUBEBUILDER_ASSETS has all four control-plane binaries and a kwok
+	// binary is found, and skip otherwise.
 	envEnable = "KAFKASUB_E2E"
 	// envKwok is the kwok binary (default bin/kwok in the repository).
 	envKwok = "KAFKASUB_E2E_KWOK"
@@ -107,9 +109,15 @@ func TestMain(m *testing.M) {
 // returns the control plane shared by the package's tests, starting it on first use.
 func requireControlPlane(t *testing.T) *controlPlane {
 	t.Helper()
-	if os.Getenv(envEnable) != "1" {
-		t.Skipf("end-to-end test: set %s=1 (make e2e) with %s (hack/envtest.sh) and a kwok binary (%s, default bin/kwok) to run it",
-			envEnable, envAssets, envKwok)
+	switch os.Getenv(envEnable) {
+	case "1":
+	case "0":
+		t.Skipf("end-to-end test: turned off by %s=0", envEnable)
+	default:
+		if why := missingPrerequisites(); why != "" {
+			t.Skipf("end-to-end test: %s; give %s with kube-apiserver, etcd, kube-controller-manager and kube-scheduler (hack/envtest.sh) and a kwok binary (%s, default bin/kwok: make kwok), or run make e2e",
+				why, envAssets, envKwok)
+		}
 	}
 	sharedPlaneOnce.Do(func() {
 		start := time.Now()
@@ -132,6 +140,34 @@ func requireControlPlane(t *testing.T) *controlPlane {
 	return sharedPlane
 }
 
+// controlPlaneBinaries are the binaries the control plane needs from KUBEBUILDER_ASSETS.
+var controlPlaneBinaries = []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler"}
+
+// kwokBinary is the kwok binary to run.
+func kwokBinary() string {
+	if k := os.Getenv(envKwok); k != "" {
+		return k
+	}
+	return filepath.Join(repoRoot, "bin", "kwok")
+}
+
+// missingPrerequisites says what is missing to run the e2e tests, or "".
+func missingPrerequisites() string {
+	assets := os.Getenv(envAssets)
+	if assets == "" {
+		return envAssets + " is not set"
+	}
+	for _, b := range controlPlaneBinaries {
+		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
+			return fmt.Sprintf("%s=%s has no %s", envAssets, assets, b)
+		}
+	}
+	if _, err := os.Stat(kwokBinary()); err != nil {
+		return fmt.Sprintf("no kwok binary at %s", kwokBinary())
+	}
+	return ""
+}
+
 // startControlPlane starts everything and returns once a fake node is Ready and schedulable.
 func startControlPlane(logf func(string, ...any)) (cp *controlPlane, err error) {
 	assets := os.Getenv(envAssets)
@@ -139,7 +175,7 @@ func startControlPlane(logf func(string, ...any)) (cp *controlPlane, err error) 
 		return nil, fmt.Errorf("%s is not set: it must name a directory with kube-apiserver, etcd, kube-controller-manager and kube-scheduler (hack/envtest.sh prints one)", envAssets)
 	}
 	var missing []string
-	for _, b := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler"} {
+	for _, b := range controlPlaneBinaries {
 		if _, err := os.Stat(filepath.Join(assets, b)); err != nil {
 			missing = append(missing, b)
 		}
@@ -147,10 +183,7 @@ func startControlPlane(logf func(string, ...any)) (cp *controlPlane, err error) 
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s=%s lacks %s (hack/envtest.sh builds all four)", envAssets, assets, strings.Join(missing, ", "))
 	}
-	kwok := os.Getenv(envKwok)
-	if kwok == "" {
-		kwok = filepath.Join(repoRoot, "bin", "kwok")
-	}
+	kwok := kwokBinary()
 	if _, err := os.Stat(kwok); err != nil {
 		return nil, fmt.Errorf("kwok binary %s: %w (make kwok installs it, or set %s)", kwok, err, envKwok)
 	}
@@ -382,11 +415,18 @@ func (cp *controlPlane) waitFor(ctx context.Context, what string, cond func(cont
 	}
 }
 
-// dumpLogs writes the last lines of each control-plane log into the test log.
+// dumpLogs writes the last warnings and errors of each control-plane log into the test
+// log (the whole logs stay in the log directory).
 func (cp *controlPlane) dumpLogs(t *testing.T) {
 	for _, p := range cp.procs {
-		t.Logf("last lines of %s (%s):\n%s", p.name, p.logPath, p.tail(30))
+		t.Logf("last warnings and errors of %s (whole log: %s):\n%s", p.name, p.logPath, p.tailMatching(15, isWarningOrError))
 	}
+}
+
+// isWarningOrError matches klog's E/W lines and slog's WARN/ERROR records.
+func isWarningOrError(line string) bool {
+	return strings.HasPrefix(line, "E") || strings.HasPrefix(line, "W") ||
+		strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`)
 }
 
 // stop ends kwok, the scheduler, the controller manager, then the apiserver and etcd.

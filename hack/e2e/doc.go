@@ -5,7 +5,10 @@
 // Pod of a consumer Deployment the test starts the real `kafkasub consumer` binary with
 // that Pod's command, args, env and mounted files.
 //
-// The tests skip unless KAFKASUB_E2E=1 (`make e2e` sets it). Once enabled they need
-// KUBEBUILDER_ASSETS with kube-apiserver, etcd, kube-controller-manager and kube-scheduler
-// (hack/envtest.sh prints one) and a kwok binary (KAFKASUB_E2E_KWOK, default bin/kwok).
+// The tests run when KUBEBUILDER_ASSETS has kube-apiserver, etcd, kube-controller-manager
+// and kube-scheduler (hack/envtest.sh prints one) and a kwok binary is found
+// (KAFKASUB_E2E_KWOK, default bin/kwok; make kwok installs it), so `make test` runs them;
+// otherwise they skip saying what is missing. KAFKASUB_E2E=1 (set by `make e2e`) makes a
+// missing prerequisite a failure, KAFKASUB_E2E=0 turns them off. Kafka and the database
+// follow KAFKASUB_TEST_KAFKA_BROKERS and KAFKASUB_TEST_POSTGRES_DSN like the other tests.
 package e2e

@@ -109,3 +109,17 @@ func (p *process) tail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// tailMatching returns the last n lines of the log that match keep.
+func (p *process) tailMatching(n int, keep func(string) bool) string {
+	var out []string
+	for _, l := range strings.Split(p.logText(), "\n") {
+		if keep(l) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,680 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kafkasub/kafkasub/consumer"
+)
+
+// imageEntrypoint is the binary of the kafkasub image (see the Dockerfile); a Pod's command
+// naming it runs the binary this test built.
+const imageEntrypoint = "/kafkasub"
+
+// kubelet plays the node agent for the Pods of one namespace and label selector: for every
+// Pod scheduled to the fake node it starts the real binary with exactly the Pod's command,
+// args and env, and it stops the process (SIGTERM, then SIGKILL after the Pod's grace
+// period) when the Pod is deleted. kwok still owns the Pod's status.
+//
+// What differs from a container, and why:
+//   - The image's entrypoint (/kafkasub) is the binary built from this checkout.
+//   - Mounted ConfigMaps, Secrets and emptyDirs are files under <root>/<pod>/<mountPath>;
+//     args that name a path under a mount path are rewritten to that directory, and so are
+//     such paths inside the consumer config file.
+//   - Every Pod here shares the host's network namespace, so the consumer config file's
+//     healthAddr and metricsAddr (the container ports) are rewritten to free loopback ports;
+//     the test first checks that they match the container's named ports.
+//   - The container environment is the Pod's env (secretKeyRef, configMapKeyRef and
+//     fieldRef resolved from the apiserver) plus HOSTNAME and PATH, as a kubelet and the
+//     image would set them.
+type kubelet struct {
+	t        *testing.T
+	cp       *controlPlane
+	bin      string
+	root     string
+	ns       string
+	selector labels.Selector
+
+	mu          sync.Mutex
+	pods        map[types.UID]*podProcess
+	terminating int
+	problems    []error
+	stopped     []*podProcess
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// podProcess is the running consumer of one Pod.
+type podProcess struct {
+	pod        *corev1.Pod
+	proc       *process
+	dir        string
+	args       []string
+	rewrites   []string
+	config     *consumer.Config // the consumer config file as materialized
+	healthURL  string
+	metricsURL string
+	stopErr    error
+}
+
+// startKubelet starts the loop that keeps one process per scheduled Pod.
+func startKubelet(t *testing.T, cp *controlPlane, bin, ns string, selector map[string]string) *kubelet {
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &kubelet{
+		t: t, cp: cp, bin: bin, root: t.TempDir(), ns: ns,
+		selector: labels.SelectorFromSet(selector),
+		pods:     map[types.UID]*podProcess{},
+		cancel:   cancel,
+		done:     make(chan struct{}),
+	}
+	go k.loop(ctx)
+	t.Cleanup(k.stop)
+	return k
+}
+
+func (k *kubelet) loop(ctx context.Context) {
+	defer close(k.done)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		k.sync(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sync starts processes for new scheduled Pods and stops those whose Pod is gone or
+// terminating.
+func (k *kubelet) sync(ctx context.Context) {
+	var list corev1.PodList
+	if err := k.cp.client.List(ctx, &list, client.InNamespace(k.ns), client.MatchingLabelsSelector{Selector: k.selector}); err != nil {
+		if ctx.Err() == nil {
+			k.t.Logf("kubelet: list pods: %v", err)
+		}
+		return
+	}
+	live := map[types.UID]*corev1.Pod{}
+	for i := range list.Items {
+		p := &list.Items[i]
+		if p.DeletionTimestamp == nil && p.Spec.NodeName == nodeName {
+			live[p.UID] = p
+		}
+	}
+	k.mu.Lock()
+	var toStop []*podProcess
+	for uid, pp := range k.pods {
+		if _, ok := live[uid]; !ok {
+			toStop = append(toStop, pp)
+			delete(k.pods, uid)
+			k.terminating++
+		}
+	}
+	var toStart []*corev1.Pod
+	for uid, p := range live {
+		if _, ok := k.pods[uid]; !ok {
+			toStart = append(toStart, p)
+		}
+	}
+	k.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, pp := range toStop {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k.terminate(pp)
+			k.mu.Lock()
+			k.terminating--
+			k.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for _, p := range toStart {
+		pp, err := k.startPod(ctx, p)
+		k.mu.Lock()
+		if err != nil {
+			k.problems = append(k.problems, fmt.Errorf("pod %s: %w", p.Name, err))
+			// Remember the Pod so that it is not retried every tick; it has no process.
+			k.pods[p.UID] = &podProcess{pod: p}
+		} else {
+			k.pods[p.UID] = pp
+		}
+		k.mu.Unlock()
+		if err == nil {
+			k.t.Logf("kubelet: started pod %s: %s %s (rewrites: %s)", p.Name, k.bin, strings.Join(pp.args, " "), strings.Join(pp.rewrites, "; "))
+		}
+	}
+}
+
+// terminate stops a Pod's process as the kubelet would: SIGTERM, and SIGKILL after the
+// grace period. A consumer must exit 0 on SIGTERM.
+func (k *kubelet) terminate(pp *podProcess) {
+	if pp.proc == nil {
+		return
+	}
+	grace := 30 * time.Second
+	if g := pp.pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = time.Duration(*g) * time.Second
+	}
+	start := time.Now()
+	err := pp.proc.stop(grace)
+	if err == nil {
+		// stop() treats death by signal as success; a consumer must exit by itself.
+		if st := pp.proc.cmd.ProcessState; st != nil && !st.Exited() {
+			err = fmt.Errorf("killed by %s after %s: it did not exit on SIGTERM", st.String(), grace)
+		}
+	}
+	pp.stopErr = err
+	k.mu.Lock()
+	k.stopped = append(k.stopped, pp)
+	if err != nil {
+		k.problems = append(k.problems, fmt.Errorf("pod %s: stop: %w; last lines:\n%s", pp.pod.Name, err, pp.proc.tail(20)))
+	}
+	k.mu.Unlock()
+	k.t.Logf("kubelet: pod %s stopped in %s (exit: %v)", pp.pod.Name, time.Since(start).Round(time.Millisecond), orOK(err))
+}
+
+func orOK(err error) any {
+	if err == nil {
+		return "0"
+	}
+	return err
+}
+
+func (k *kubelet) stop() {
+	k.cancel()
+	<-k.done
+	k.mu.Lock()
+	pods := k.pods
+	k.pods = map[types.UID]*podProcess{}
+	k.mu.Unlock()
+	for _, pp := range pods {
+		k.terminate(pp)
+	}
+}
+
+// check returns every problem seen so far: a Pod that could not be started, a process that
+// exited while its Pod lived, a process that did not stop cleanly.
+func (k *kubelet) check() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	errs := append([]error(nil), k.problems...)
+	for _, pp := range k.pods {
+		if pp.proc == nil {
+			continue
+		}
+		if ended, err := pp.proc.exited(); ended {
+			errs = append(errs, fmt.Errorf("pod %s: the consumer exited while its pod lives (%v); last lines:\n%s", pp.pod.Name, err, pp.proc.tail(20)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// running returns the processes of the live Pods, by Pod name.
+func (k *kubelet) running() []*podProcess {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []*podProcess
+	for _, pp := range k.pods {
+		if pp.proc != nil {
+			out = append(out, pp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].pod.Name < out[j].pod.Name })
+	return out
+}
+
+// processes counts the consumer processes that run, terminating ones included.
+func (k *kubelet) processes() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := k.terminating
+	for _, pp := range k.pods {
+		if pp.proc != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// ready reports whether the process answers its readiness probe with 200, as the kubelet
+// would ask it.
+func (pp *podProcess) ready(ctx context.Context) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, pp.healthURL+readinessPath(pp.pod), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, resp.Status
+}
+
+func readinessPath(p *corev1.Pod) string {
+	if rp := p.Spec.Containers[0].ReadinessProbe; rp != nil && rp.HTTPGet != nil {
+		return rp.HTTPGet.Path
+	}
+	return "/readyz"
+}
+
+// startPod resolves the Pod's command, env and volumes and starts its process.
+func (k *kubelet) startPod(ctx context.Context, p *corev1.Pod) (*podProcess, error) {
+	if n := len(p.Spec.Containers); n != 1 {
+		return nil, fmt.Errorf("want 1 container, got %d", n)
+	}
+	if len(p.Spec.InitContainers) > 0 {
+		return nil, errors.New("init containers are not supported by this test")
+	}
+	c := p.Spec.Containers[0]
+	pp := &podProcess{pod: p, dir: filepath.Join(k.root, p.Name)}
+
+	env, err := k.resolveEnv(ctx, p, c)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := k.materializeVolumes(ctx, p, c, pp.dir)
+	if err != nil {
+		return nil, err
+	}
+
+	argv := append(append([]string(nil), c.Command...), c.Args...)
+	if len(c.Command) == 0 {
+		return nil, errors.New("the container has no command; the test runs only the image's /kafkasub entrypoint")
+	}
+	for i := range argv {
+		argv[i] = expandVars(argv[i], env)
+	}
+	if argv[0] != imageEntrypoint {
+		return nil, fmt.Errorf("the command %q is not the image's entrypoint %s", argv[0], imageEntrypoint)
+	}
+	pp.rewrites = append(pp.rewrites, fmt.Sprintf("command %s -> %s", imageEntrypoint, k.bin))
+	for i := 1; i < len(argv); i++ {
+		if r, ok := rewritePath(argv[i], mounts, pp.dir); ok {
+			pp.rewrites = append(pp.rewrites, fmt.Sprintf("arg %s -> %s", argv[i], r))
+			argv[i] = r
+		}
+	}
+	pp.args = argv[1:]
+
+	// The consumer config file: check the ports against the container's, then give this
+	// process its own loopback ports.
+	if err := k.rewriteConsumerConfig(pp, c, mounts); err != nil {
+		return nil, err
+	}
+
+	envList := []string{"HOSTNAME=" + p.Name, "PATH=" + os.Getenv("PATH")}
+	for _, name := range sortedKeys(env) {
+		envList = append(envList, name+"="+env[name])
+	}
+	workDir := pp.dir
+	if c.WorkingDir != "" {
+		workDir = filepath.Join(pp.dir, c.WorkingDir)
+		if err := os.MkdirAll(workDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	proc, err := startProcess("pod-"+p.Name, k.cp.logDir, workDir, envList, k.bin, pp.args...)
+	if err != nil {
+		return nil, err
+	}
+	pp.proc = proc
+	return pp, nil
+}
+
+// resolveEnv evaluates the container's env and envFrom against the apiserver.
+func (k *kubelet) resolveEnv(ctx context.Context, p *corev1.Pod, c corev1.Container) (map[string]string, error) {
+	env := map[string]string{}
+	for _, from := range c.EnvFrom {
+		var data map[string]string
+		var optional *bool
+		switch {
+		case from.ConfigMapRef != nil:
+			optional = from.ConfigMapRef.Optional
+			var cm corev1.ConfigMap
+			if err := k.cp.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: from.ConfigMapRef.Name}, &cm); err != nil {
+				if ignoreNotFound(err) == nil && optional != nil && *optional {
+					continue
+				}
+				return nil, fmt.Errorf("envFrom configMap %s: %w", from.ConfigMapRef.Name, err)
+			}
+			data = cm.Data
+		case from.SecretRef != nil:
+			optional = from.SecretRef.Optional
+			var s corev1.Secret
+			if err := k.cp.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: from.SecretRef.Name}, &s); err != nil {
+				if ignoreNotFound(err) == nil && optional != nil && *optional {
+					continue
+				}
+				return nil, fmt.Errorf("envFrom secret %s: %w", from.SecretRef.Name, err)
+			}
+			data = map[string]string{}
+			for key, v := range s.Data {
+				data[key] = string(v)
+			}
+		}
+		for key, v := range data {
+			env[from.Prefix+key] = v
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			env[e.Name] = expandVars(e.Value, env)
+			continue
+		}
+		v, err := k.resolveEnvSource(ctx, p, e)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		if v != nil {
+			env[e.Name] = *v
+		}
+	}
+	return env, nil
+}
+
+func (k *kubelet) resolveEnvSource(ctx context.Context, p *corev1.Pod, e corev1.EnvVar) (*string, error) {
+	src := e.ValueFrom
+	switch {
+	case src.SecretKeyRef != nil:
+		var s corev1.Secret
+		if err := k.cp.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: src.SecretKeyRef.Name}, &s); err != nil {
+			if ignoreNotFound(err) == nil && src.SecretKeyRef.Optional != nil && *src.SecretKeyRef.Optional {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("secretKeyRef %s: %w", src.SecretKeyRef.Name, err)
+		}
+		v, ok := s.Data[src.SecretKeyRef.Key]
+		if !ok {
+			if src.SecretKeyRef.Optional != nil && *src.SecretKeyRef.Optional {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("secret %s has no key %q", src.SecretKeyRef.Name, src.SecretKeyRef.Key)
+		}
+		str := string(v)
+		return &str, nil
+	case src.ConfigMapKeyRef != nil:
+		var cm corev1.ConfigMap
+		if err := k.cp.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: src.ConfigMapKeyRef.Name}, &cm); err != nil {
+			if ignoreNotFound(err) == nil && src.ConfigMapKeyRef.Optional != nil && *src.ConfigMapKeyRef.Optional {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("configMapKeyRef %s: %w", src.ConfigMapKeyRef.Name, err)
+		}
+		v, ok := cm.Data[src.ConfigMapKeyRef.Key]
+		if !ok {
+			if src.ConfigMapKeyRef.Optional != nil && *src.ConfigMapKeyRef.Optional {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("configMap %s has no key %q", src.ConfigMapKeyRef.Name, src.ConfigMapKeyRef.Key)
+		}
+		return &v, nil
+	case src.FieldRef != nil:
+		var v string
+		switch src.FieldRef.FieldPath {
+		case "metadata.name":
+			v = p.Name
+		case "metadata.namespace":
+			v = p.Namespace
+		case "metadata.uid":
+			v = string(p.UID)
+		case "spec.nodeName":
+			v = p.Spec.NodeName
+		case "spec.serviceAccountName":
+			v = p.Spec.ServiceAccountName
+		case "status.podIP":
+			v = p.Status.PodIP
+		case "status.hostIP":
+			v = p.Status.HostIP
+		default:
+			return nil, fmt.Errorf("fieldRef %s is not supported by this test", src.FieldRef.FieldPath)
+		}
+		return &v, nil
+	}
+	return nil, errors.New("only secretKeyRef, configMapKeyRef and fieldRef are supported by this test")
+}
+
+var varRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
+
+// expandVars expands $(NAME) references to earlier env values, as the kubelet does; an
+// unknown reference stays as written.
+func expandVars(s string, env map[string]string) string {
+	return varRef.ReplaceAllStringFunc(s, func(m string) string {
+		if v, ok := env[m[2:len(m)-1]]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+// materializeVolumes writes the container's mounted ConfigMaps and Secrets (and creates
+// its emptyDirs) under dir, and returns the mount paths, longest first.
+func (k *kubelet) materializeVolumes(ctx context.Context, p *corev1.Pod, c corev1.Container, dir string) ([]string, error) {
+	volumes := map[string]corev1.Volume{}
+	for _, v := range p.Spec.Volumes {
+		volumes[v.Name] = v
+	}
+	var mounts []string
+	for _, m := range c.VolumeMounts {
+		if m.SubPath != "" || m.SubPathExpr != "" {
+			return nil, fmt.Errorf("volume mount %s: subPath is not supported by this test", m.Name)
+		}
+		v, ok := volumes[m.Name]
+		if !ok {
+			return nil, fmt.Errorf("volume mount %s names no volume of the pod", m.Name)
+		}
+		target := filepath.Join(dir, m.MountPath)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, path.Clean(m.MountPath))
+		switch {
+		case v.ConfigMap != nil:
+			var cm corev1.ConfigMap
+			if err := k.cp.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: v.ConfigMap.Name}, &cm); err != nil {
+				return nil, fmt.Errorf("volume %s: configMap %s: %w", v.Name, v.ConfigMap.Name, err)
+			}
+			data := map[string][]byte{}
+			for key, val := range cm.Data {
+				data[key] = []byte(val)
+			}
+			for key, val := range cm.BinaryData {
+				data[key] = val
+			}
+			if err := writeItems(target, data, v.ConfigMap.Items, v.ConfigMap.DefaultMode); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		case v.Secret != nil:
+			var s corev1.Secret
+			if err := k.cp.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: v.Secret.SecretName}, &s); err != nil {
+				return nil, fmt.Errorf("volume %s: secret %s: %w", v.Name, v.Secret.SecretName, err)
+			}
+			if err := writeItems(target, s.Data, v.Secret.Items, v.Secret.DefaultMode); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		case v.EmptyDir != nil:
+			// The directory is enough.
+		default:
+			return nil, fmt.Errorf("volume %s: only configMap, secret and emptyDir volumes are supported by this test", v.Name)
+		}
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	return mounts, nil
+}
+
+// writeItems writes the selected keys (all keys when items is empty) as files.
+func writeItems(dir string, data map[string][]byte, items []corev1.KeyToPath, defaultMode *int32) error {
+	mode := os.FileMode(0o644)
+	if defaultMode != nil {
+		mode = os.FileMode(*defaultMode)
+	}
+	if len(items) == 0 {
+		for key := range data {
+			items = append(items, corev1.KeyToPath{Key: key, Path: key})
+		}
+	}
+	for _, it := range items {
+		val, ok := data[it.Key]
+		if !ok {
+			return fmt.Errorf("no key %q", it.Key)
+		}
+		m := mode
+		if it.Mode != nil {
+			m = os.FileMode(*it.Mode)
+		}
+		f := filepath.Join(dir, it.Path)
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			return err
+		}
+		// Root reads any mode; keep the file readable for a non-root test run too.
+		if err := os.WriteFile(f, val, m|0o400); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rewritePath maps a container path (or --flag=path) under one of the mount paths to the
+// materialized directory.
+func rewritePath(arg string, mounts []string, dir string) (string, bool) {
+	prefix, p := "", arg
+	if i := strings.Index(arg, "="); i >= 0 && strings.HasPrefix(arg, "-") {
+		prefix, p = arg[:i+1], arg[i+1:]
+	}
+	if !path.IsAbs(p) {
+		return arg, false
+	}
+	for _, m := range mounts {
+		if p == m || strings.HasPrefix(p, m+"/") {
+			return prefix + filepath.Join(dir, p), true
+		}
+	}
+	return arg, false
+}
+
+// rewriteConsumerConfig finds the consumer config file among the args, checks that its
+// healthAddr and metricsAddr ports are the container's named ports, and rewrites them to
+// free loopback ports (and paths under mounts to the materialized files).
+func (k *kubelet) rewriteConsumerConfig(pp *podProcess, c corev1.Container, mounts []string) error {
+	var file string
+	for i, a := range pp.args {
+		switch {
+		case a == "--config" && i+1 < len(pp.args):
+			file = pp.args[i+1]
+		case strings.HasPrefix(a, "--config="):
+			file = strings.TrimPrefix(a, "--config=")
+		}
+	}
+	if file == "" {
+		return fmt.Errorf("the args %q name no --config file", pp.args)
+	}
+	if !strings.HasPrefix(file, pp.dir+string(filepath.Separator)) {
+		return fmt.Errorf("the config file %s is not in a mounted volume", file)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("the consumer config file: %w", err)
+	}
+	cfg, err := consumer.Parse(data)
+	if err != nil {
+		return err
+	}
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	for _, check := range []struct{ field, addr, port string }{
+		{"healthAddr", cfg.HealthAddr, healthPortName(c)},
+		{"metricsAddr", cfg.MetricsAddr, "metrics"},
+	} {
+		_, p, err := net.SplitHostPort(check.addr)
+		if err != nil {
+			return fmt.Errorf("consumer config %s %q: %w", check.field, check.addr, err)
+		}
+		if want, ok := ports[check.port]; !ok || strconv.Itoa(int(want)) != p {
+			return fmt.Errorf("consumer config %s %q does not match the container port %q (%d)", check.field, check.addr, check.port, want)
+		}
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	health, metrics := freePort(), freePort()
+	doc["healthAddr"] = health
+	doc["metricsAddr"] = metrics
+	var walk func(v any) any
+	walk = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			for key, val := range x {
+				x[key] = walk(val)
+			}
+		case []any:
+			for i := range x {
+				x[i] = walk(x[i])
+			}
+		case string:
+			if r, ok := rewritePath(x, mounts, pp.dir); ok {
+				pp.rewrites = append(pp.rewrites, fmt.Sprintf("config %s -> %s", x, r))
+				return r
+			}
+		}
+		return v
+	}
+	walk(doc)
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		return err
+	}
+	pp.rewrites = append(pp.rewrites,
+		fmt.Sprintf("config healthAddr %s -> %s", cfg.HealthAddr, health),
+		fmt.Sprintf("config metricsAddr %s -> %s", cfg.MetricsAddr, metrics))
+	pp.config = cfg
+	pp.healthURL = "http://" + health
+	pp.metricsURL = "http://" + metrics
+	return nil
+}
+
+// healthPortName is the port the readiness probe names.
+func healthPortName(c corev1.Container) string {
+	if rp := c.ReadinessProbe; rp != nil && rp.HTTPGet != nil && rp.HTTPGet.Port.StrVal != "" {
+		return rp.HTTPGet.Port.StrVal
+	}
+	return "health"
+}
+
+// freePort returns a loopback host:port that is free now.
+func freePort() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
