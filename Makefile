@@ -27,6 +27,10 @@ all: build
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
 
+.PHONY: demo
+demo: ## Play the inventory walk-through on an embedded Kafka broker and SQLite (needs nothing but Go).
+	go run . demo
+
 ##@ Development
 
 .PHONY: manifests
