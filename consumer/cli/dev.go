@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -62,7 +63,7 @@ messages in memory only.`,
 	fs.StringVar(&o.listen, "listen", embedded.DefaultListenAddr, "broker listen address host:port (the broker advertises it to clients)")
 	fs.StringVar(&o.database, "database", "", "SQLite database file to use and keep (default: a temporary file removed on exit)")
 	fs.Int32Var(&o.partitions, "partitions", 1, "partitions of the topic and of the dead-letter topic")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "consumer log level on standard error: debug, info, warn or error")
+	fs.StringVar(&o.logLevel, "log-level", "error", "consumer log level on standard error: debug, info, warn or error (outcomes are printed either way)")
 	fs.BoolVar(&o.console, "console", true, `read "db down", "db up", "products" from standard input`)
 	return cmd
 }
@@ -98,6 +99,7 @@ func runDev(ctx context.Context, in io.Reader, out, errOut io.Writer, o devOptio
 	mon := consumer.NewMonitor()
 	joined := make(chan struct{})
 	var joinOnce sync.Once
+	var dbKnown atomic.Bool
 	mon.Subscribe(func(e consumer.Event) {
 		switch e.Type {
 		case consumer.EventGroupJoined:
@@ -109,6 +111,9 @@ func runDev(ctx context.Context, in io.Reader, out, errOut io.Writer, o devOptio
 		case consumer.EventRetrying:
 			say("retrying       %s partition %d offset %d in %s: %s: %v", e.Topic, e.Partition, e.Offset, e.Backoff, e.Class, e.Err)
 		case consumer.EventDatabaseStatus:
+			if first := !dbKnown.Swap(true); first && e.DatabaseUp {
+				return // up at start is what everyone expects
+			}
 			if e.DatabaseUp {
 				say("database       answers")
 			} else {
