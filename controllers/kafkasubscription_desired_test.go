@@ -25,6 +25,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -461,5 +462,57 @@ func TestToApplyObjectDropsNullsAndStatus(t *testing.T) {
 	}
 	if u.GetAPIVersion() != "apps/v1" || u.GetKind() != "Deployment" || u.GetName() != "inventory-consumer" {
 		t.Errorf("identity = %s %s %s", u.GetAPIVersion(), u.GetKind(), u.GetName())
+	}
+}
+
+func TestConsumerImage(t *testing.T) {
+	cases := []struct {
+		name      string
+		specImage string
+		optImage  string
+		want      string
+	}{
+		{"The subscription's image wins", "registry.example/custom:2", "registry.example/kafkasub:1.0", "registry.example/custom:2"},
+		{"The manager's image is the default", "", "registry.example/kafkasub:1.0", "registry.example/kafkasub:1.0"},
+		{"The built-in default is the last resort", "", "", DefaultConsumerImage},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k := testSubscription()
+			k.Spec.Template.Image = tc.specImage
+			d, err := BuildDesired(k, BuildOptions{ConsumerImage: tc.optImage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Deployment.Spec.Template.Spec.Containers[0].Image; got != tc.want {
+				t.Errorf("image = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPodTemplatePassThrough(t *testing.T) {
+	k := testSubscription()
+	res := corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}
+	affinity := &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}}}},
+	}}}
+	k.Spec.Template = kafkasubv1alpha1.ConsumerTemplate{
+		ImagePullPolicy:    corev1.PullAlways,
+		ImagePullSecrets:   []corev1.LocalObjectReference{{Name: "regcred"}},
+		Resources:          &res,
+		NodeSelector:       map[string]string{"kubernetes.io/os": "linux"},
+		Tolerations:        []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "kafka", Effect: corev1.TaintEffectNoSchedule}},
+		Affinity:           affinity,
+		ServiceAccountName: "inventory",
+	}
+	ps := mustBuild(t, k).Deployment.Spec.Template.Spec
+	c := ps.Containers[0]
+	if c.ImagePullPolicy != corev1.PullAlways || !reflect.DeepEqual(c.Resources, res) {
+		t.Errorf("container pull policy %q, resources %+v", c.ImagePullPolicy, c.Resources)
+	}
+	if !reflect.DeepEqual(ps.ImagePullSecrets, k.Spec.Template.ImagePullSecrets) || !reflect.DeepEqual(ps.NodeSelector, k.Spec.Template.NodeSelector) ||
+		!reflect.DeepEqual(ps.Tolerations, k.Spec.Template.Tolerations) || !reflect.DeepEqual(ps.Affinity, affinity) || ps.ServiceAccountName != "inventory" {
+		t.Errorf("pod spec does not carry the template: %+v", ps)
 	}
 }
