@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"slices"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +20,7 @@ func TestManagerAcceptsTheRenderedArgs(t *testing.T) {
 		"chart with three replicas": {"replicaCount": 3},
 		"chart without metrics":     {"metrics": map[string]any{"enabled": false}},
 		"chart with a console log":  {"logEncoder": "console", "logLevel": 2},
+		"chart watching namespaces": {"watchNamespaces": []any{"team-a", "team-b"}},
 	} {
 		deployments[name] = mustRender(t, values).deployment(t)
 	}
@@ -40,7 +42,18 @@ func TestManagerAcceptsTheRenderedArgs(t *testing.T) {
 			}
 			cmd := controllers.NewManagerCommand()
 			if err := cmd.ParseFlags(c.Args[1:]); err != nil {
-				t.Errorf("kafkasub manager refuses the args %v: %v", c.Args[1:], err)
+				t.Fatalf("kafkasub manager refuses the args %v: %v", c.Args[1:], err)
+			}
+			if name == "chart watching namespaces" {
+				got, err := cmd.Flags().GetStringSlice(controllers.FlagWatchNamespaces)
+				if err != nil || !slices.Equal(got, []string{"team-a", "team-b"}) {
+					t.Errorf("the manager reads --%s as %v (%v), want [team-a team-b]", controllers.FlagWatchNamespaces, got, err)
+				}
+			}
+			if name == "chart defaults" {
+				if got, _ := cmd.Flags().GetString(controllers.FlagConsumerImage); got != c.Image {
+					t.Errorf("the manager's consumer image is %q, want its own image %q", got, c.Image)
+				}
 			}
 		})
 	}
