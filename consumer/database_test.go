@@ -1,0 +1,132 @@
+package consumer_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/kafkasub/kafkasub/consumer"
+	"github.com/kafkasub/kafkasub/consumer/consumertest"
+	"github.com/kafkasub/kafkasub/consumer/dbfault"
+)
+
+func wantTransient(t *testing.T, err error) {
+	t.Helper()
+	err = consumer.ClassifyDatabaseError(err)
+	if err == nil || consumer.IsPermanent(err) || consumer.ClassOf(err) != consumer.ClassDatabaseUnavailable {
+		t.Fatalf("error %v classified %q (permanent %v), want transient %s", err, consumer.ClassOf(err), consumer.IsPermanent(err), consumer.ClassDatabaseUnavailable)
+	}
+}
+
+func wantPermanent(t *testing.T, err error) {
+	t.Helper()
+	err = consumer.ClassifyDatabaseError(err)
+	if err == nil || !consumer.IsPermanent(err) || consumer.ClassOf(err) != consumer.ClassDatabaseError {
+		t.Fatalf("error %v classified %q (permanent %v), want permanent %s", err, consumer.ClassOf(err), consumer.IsPermanent(err), consumer.ClassDatabaseError)
+	}
+}
+
+func TestARefusedPostgreSQLConnectionIsTransient(t *testing.T) {
+	// Port 1 on loopback: nothing listens, the connection is refused for real.
+	db, err := consumer.OpenDatabase(consumer.DriverPostgres, "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTransient(t, db.Exec("SELECT 1").Error)
+}
+
+func TestAClosedGateIsTransientAndAnOpenOneWorks(t *testing.T) {
+	gate := dbfault.NewGate()
+	db, err := consumer.OpenDatabase(consumer.DriverSQLite, consumertest.SQLiteDSN(t), consumer.WithConnector(gate.Wrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Exec("CREATE TABLE x (a int)").Error; err != nil {
+		t.Fatal(err)
+	}
+	gate.SetDown(true)
+	wantTransient(t, db.Exec("INSERT INTO x VALUES (1)").Error)
+	if err := consumer.PingDatabase(context.Background(), db, time.Second); !consumer.IsTransient(err) {
+		t.Fatalf("ping while down: %v, want a transient error", err)
+	}
+	gate.SetDown(false)
+	if err := db.Exec("INSERT INTO x VALUES (1)").Error; err != nil {
+		t.Fatalf("insert after the gate opened: %v", err)
+	}
+}
+
+func TestALockedSQLiteDatabaseIsTransient(t *testing.T) {
+	dsn := consumertest.SQLiteDSN(t) + "&_pragma=busy_timeout(0)"
+	holder, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.Exec("CREATE TABLE x (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := holder.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = conn.ExecContext(context.Background(), "ROLLBACK") }()
+	db, err := consumer.OpenDatabase(consumer.DriverSQLite, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTransient(t, db.Exec("INSERT INTO x VALUES (1)").Error)
+}
+
+func TestAStatementErrorIsPermanent(t *testing.T) {
+	db, err := consumer.OpenDatabase(consumer.DriverSQLite, consumertest.SQLiteDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPermanent(t, db.Exec("SELEC nonsense").Error)
+	wantPermanent(t, db.Exec("INSERT INTO no_such_table VALUES (1)").Error)
+}
+
+func TestPostgreSQLErrorsAreClassified(t *testing.T) {
+	db, err := consumer.OpenDatabase(consumer.DriverPostgres, consumertest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a unique violation is permanent", func(t *testing.T) {
+		if err := db.Exec("CREATE TABLE u (a int primary key); INSERT INTO u VALUES (1)").Error; err != nil {
+			t.Fatal(err)
+		}
+		wantPermanent(t, db.Exec("INSERT INTO u VALUES (1)").Error)
+	})
+	t.Run("a statement timeout is transient", func(t *testing.T) {
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec("SET LOCAL statement_timeout = 50").Error; err != nil {
+				return err
+			}
+			return tx.Exec("SELECT pg_sleep(5)").Error
+		})
+		wantTransient(t, err)
+	})
+	t.Run("a context deadline is transient", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		wantTransient(t, db.WithContext(ctx).Exec("SELECT pg_sleep(5)").Error)
+	})
+}
+
+func TestClassifyKeepsAnExistingClassification(t *testing.T) {
+	p := consumer.Permanent(consumer.ClassValidationFailed, errors.New("x"))
+	if consumer.ClassifyDatabaseError(p) != p {
+		t.Fatal("a classified error must be returned as it is")
+	}
+	if consumer.ClassifyDatabaseError(nil) != nil {
+		t.Fatal("nil must stay nil")
+	}
+}
