@@ -155,7 +155,8 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) (results
 			err = cerr
 		}
 	}()
-	step("broker    %s (kfake, in-process); topic %s, dead-letter topic %s", strings.Join(stack.Brokers, ","), stack.Topic, stack.DeadLetterTopic)
+	step("broker    %s (kfake, in-process)", strings.Join(stack.Brokers, ","))
+	step("topics    %s, dead letters to %s", stack.Topic, stack.DeadLetterTopic)
 	step("database  %s (SQLite), migrated and seeded with %d products", stack.DatabasePath, len(stack.Products))
 
 	logPath := filepath.Join(stack.Dir, "consumer.log")
@@ -197,8 +198,8 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) (results
 	if err := rec.wait(ctx, o.caseTimeout, func() bool { return rec.joined }); err != nil {
 		return nil, fmt.Errorf("the consumer did not join its group within %s: %w", o.caseTimeout, err)
 	}
-	step("consumer  %s from %s (the file a pod gets), group %s; health on http://%s/readyz",
-		inventory.HandlerName, cfgPath, cfg.Kafka.ConsumerGroup, c.HealthAddr())
+	step("consumer  %s, configured by %s (as a pod is), joined group %s",
+		inventory.HandlerName, cfgPath, cfg.Kafka.ConsumerGroup)
 
 	kf := kafkaFlags{brokers: stack.Brokers, timeout: 10 * time.Second}
 	client, err := kf.client("kafkasub-demo")
