@@ -64,9 +64,21 @@ func kafkasubBinary(t *testing.T) string {
 // runKafkasub runs the binary to completion and returns its stdout, stderr and exit code.
 func runKafkasub(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runKafkasubIn(t, stdin, nil, args...)
+}
+
+// runKafkasubEnv is runKafkasub with extra environment variables (NAME=value).
+func runKafkasubEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return runKafkasubIn(t, "", env, args...)
+}
+
+func runKafkasubIn(t *testing.T, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, kafkasubBinary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
