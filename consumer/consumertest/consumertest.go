@@ -40,6 +40,13 @@ func UniqueName(prefix string) string {
 // address; it stops when the test ends.
 func Kfake(t testing.TB, partitions int32, topics ...string) []string {
 	t.Helper()
+	return KfakeCluster(t, partitions, topics...).ListenAddrs()
+}
+
+// KfakeCluster is Kfake returning the cluster, for tests that inject faults with
+// ControlKey.
+func KfakeCluster(t testing.TB, partitions int32, topics ...string) *kfake.Cluster {
+	t.Helper()
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(int(partitions))}
 	if len(topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(partitions, topics...))
@@ -49,7 +56,7 @@ func Kfake(t testing.TB, partitions int32, topics ...string) []string {
 		t.Fatalf("start kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return c.ListenAddrs()
+	return c
 }
 
 // RealKafka returns the brokers of KAFKASUB_TEST_KAFKA_BROKERS after creating the topics
