@@ -1,0 +1,92 @@
+package consumer_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kafkasub/kafkasub/consumer"
+)
+
+func validConfig() *consumer.Config {
+	c := &consumer.Config{
+		Subscription: "shop/inventory",
+		Handler:      "inventory.product-updates",
+		Kafka:        consumer.KafkaConfig{BootstrapServers: []string{"kafka:9092"}, Topic: "updates", ConsumerGroup: "shop"},
+		DeadLetter:   consumer.DeadLetterConfig{Topic: "updates.dlq"},
+		Database:     consumer.DatabaseConfig{Driver: consumer.DriverPostgres},
+		DatabaseDSN:  "postgres://u:p@db/shop",
+	}
+	c.Default()
+	return c
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*consumer.Config)
+		field  string
+	}{
+		{"A missing handler is named", func(c *consumer.Config) { c.Handler = "" }, "handler: is required"},
+		{"A bootstrap server without a port is named", func(c *consumer.Config) { c.Kafka.BootstrapServers = []string{"kafka"} }, "kafka.bootstrapServers[0]"},
+		{"A dead-letter topic equal to the topic is refused", func(c *consumer.Config) { c.DeadLetter.Topic = "updates" }, "deadLetter.topic: must differ"},
+		{"An unknown initial offset is named", func(c *consumer.Config) { c.Kafka.InitialOffset = "middle" }, "kafka.initialOffset"},
+		{"An unknown SASL mechanism is named", func(c *consumer.Config) {
+			c.Kafka.SASL = &consumer.SASLConfig{Mechanism: "MD5"}
+			c.SASLUsername, c.SASLPassword = "u", "p"
+		}, "kafka.sasl.mechanism"},
+		{"SASL without credentials names the variables", func(c *consumer.Config) { c.Kafka.SASL = &consumer.SASLConfig{Mechanism: consumer.SASLPlain} }, consumer.EnvSASLPassword},
+		{"A maximum backoff below the initial one is refused", func(c *consumer.Config) { c.Retry.MaxBackoff.Duration = time.Millisecond }, "retry.maxBackoff"},
+		{"A negative attempt count is refused", func(c *consumer.Config) { c.Retry.MaxAttempts = -1 }, "retry.maxAttempts"},
+		{"An unknown driver is named", func(c *consumer.Config) { c.Database.Driver = "oracle" }, "database.driver"},
+		{"A missing DSN names its variable", func(c *consumer.Config) { c.DatabaseDSN = "" }, consumer.EnvDatabaseDSN},
+		{"Sentry without a DSN names its variable", func(c *consumer.Config) { c.SentryEnabled = true }, consumer.EnvSentryDSN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			tc.change(c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.field) {
+				t.Fatalf("Validate() = %v, want an error naming %q", err, tc.field)
+			}
+		})
+	}
+	if err := validConfig().Validate(); err != nil {
+		t.Fatalf("a complete configuration is invalid: %v", err)
+	}
+}
+
+func TestConfigFileRoundTripKeepsSecretsOut(t *testing.T) {
+	c := validConfig()
+	c.SASLPassword, c.SentryDSN = "hunter2", "https://key@sentry.example/1"
+	data, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"postgres://u:p@db/shop", "hunter2", "sentry.example"} {
+		if strings.Contains(string(data), secret) {
+			t.Fatalf("the config file holds a secret %q:\n%s", secret, data)
+		}
+	}
+	path := filepath.Join(t.TempDir(), consumer.ConfigFileName)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{consumer.EnvDatabaseDSN: "postgres://u:p@db/shop"}
+	got, err := consumer.Load(path, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DatabaseDSN != env[consumer.EnvDatabaseDSN] || got.Kafka.Topic != "updates" || got.Retry.InitialBackoff.Duration != time.Second {
+		t.Fatalf("loaded %+v, want the file's values, the DSN from the environment and the defaults", got)
+	}
+}
+
+func TestParseRefusesUnknownFields(t *testing.T) {
+	_, err := consumer.Parse([]byte("handler: x\nkafka:\n  topik: updates\n"))
+	if err == nil || !strings.Contains(err.Error(), "topik") {
+		t.Fatalf("Parse = %v, want an error naming the unknown field topik", err)
+	}
+}
