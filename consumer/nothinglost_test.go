@@ -52,6 +52,17 @@ func runConsumerProcess(path string) int {
 // ends applied (the last per product wins, per-partition order), every invalid message is
 // in the dead-letter topic, and no valid message is.
 func TestNothingIsLostWhenTheConsumerIsKilledMidStream(t *testing.T) {
+	nothingLost(t, consumertest.Kfake, consumer.DriverSQLite, consumertest.SQLiteDSN(t))
+}
+
+// TestNothingIsLostWithApacheKafkaAndPostgreSQL is the same against the real servers.
+func TestNothingIsLostWithApacheKafkaAndPostgreSQL(t *testing.T) {
+	dsn := consumertest.PostgresDSN(t)
+	consumertest.RealKafka(t, 1) // skips without KAFKASUB_TEST_KAFKA_BROKERS
+	nothingLost(t, consumertest.RealKafka, consumer.DriverPostgres, dsn)
+}
+
+func nothingLost(t *testing.T, kafka func(testing.TB, int32, ...string) []string, driver, dsn string) {
 	const (
 		partitions = 3
 		products   = 20
@@ -59,9 +70,8 @@ func TestNothingIsLostWhenTheConsumerIsKilledMidStream(t *testing.T) {
 	)
 	topic := consumertest.UniqueName("stream")
 	dlq := topic + ".dlq"
-	brokers := consumertest.Kfake(t, partitions, topic, dlq)
-	dsn := consumertest.SQLiteDSN(t)
-	db, err := consumer.OpenDatabase(consumer.DriverSQLite, dsn)
+	brokers := kafka(t, partitions, topic, dlq)
+	db, err := consumer.OpenDatabase(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +137,7 @@ func TestNothingIsLostWhenTheConsumerIsKilledMidStream(t *testing.T) {
 	}
 
 	// First run: a separate process with tiny batches, killed once it is under way.
-	cfg := consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, "")
+	cfg := consumertest.Config(brokers, topic, dlq, driver, "")
 	cfg.Batch.MaxMessages = 3
 	data, err := cfg.Marshal()
 	if err != nil {
