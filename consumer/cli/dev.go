@@ -48,6 +48,8 @@ In another terminal, drive it with:
 
 Type "db down" and "db up" (then Enter) where dev runs to make the database unreachable
 for the consumer and bring it back; "products" lists them; "help" lists the commands.
+To run dev as a background job, give --console=false (a background job that reads the
+terminal is stopped by the shell).
 
 Without --database the database lives in a temporary directory removed on exit; with it,
 the file is kept (and seeding again leaves existing products alone). The broker keeps

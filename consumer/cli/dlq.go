@@ -33,9 +33,9 @@ func (o *dlqOptions) register(fs *pflag.FlagSet) {
 	o.kafka.register(fs)
 	fs.StringVar(&o.topic, "topic", embedded.DefaultDeadLetterTopic, "dead-letter topic")
 	fs.StringVarP(&o.output, "output", "o", outputTable, "output format: table or json")
-	fs.Int32SliceVar(&o.sel.partitions, "partition", nil, "only these dead-letter topic partitions (comma-separated)")
-	fs.StringVar(&o.sel.offsets, "offsets", "", "only these dead-letter topic offsets: N, A-B, A- or -B (inclusive)")
-	fs.StringSliceVar(&o.sel.classes, "class", nil, "only these error classes, e.g. ValidationFailed (comma-separated)")
+	fs.Int32SliceVar(&o.sel.partitions, "partition", nil, "only these dead-letter topic `partitions` (comma-separated)")
+	fs.StringVar(&o.sel.offsets, "offsets", "", "only these dead-letter topic `offsets`: N, A-B, A- or -B (inclusive)")
+	fs.StringSliceVar(&o.sel.classes, "class", nil, "only these error `classes`, e.g. ValidationFailed (comma-separated)")
 }
 
 func (o *dlqOptions) check() error {

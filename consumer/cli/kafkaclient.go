@@ -30,7 +30,7 @@ type kafkaFlags struct {
 
 func (f *kafkaFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.brokers, "brokers", []string{embedded.DefaultListenAddr},
-		"Kafka bootstrap servers, host:port, comma-separated (the default is where `kafkasub dev` listens)")
+		"Kafka bootstrap servers as `host:port`, comma-separated (the default is where kafkasub dev listens)")
 	fs.BoolVar(&f.tlsEnabled, "tls", false, "connect with TLS (implied by --tls-ca, --tls-cert)")
 	fs.StringVar(&f.caFile, "tls-ca", "", "PEM file with the CA that signed the brokers' certificates")
 	fs.StringVar(&f.certFile, "tls-cert", "", "PEM client certificate for mutual TLS (with --tls-key)")

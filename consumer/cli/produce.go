@@ -56,7 +56,7 @@ product is keyed by its code (per-product order), unless --key says otherwise.`,
 	fs := cmd.Flags()
 	o.kafka.register(fs)
 	fs.StringVar(&o.topic, "topic", inventory.Topic, "topic to send to")
-	fs.StringVar(&o.key, "key", "", "message key (none by default)")
+	fs.StringVar(&o.key, "key", "", "message key (default: none, or the product code for an --example that names a product)")
 	fs.StringVarP(&o.file, "file", "f", "", "read the payload from this file (- for standard input)")
 	fs.StringVar(&o.example, "example", "", "send one of the mission's payloads: "+strings.Join(exampleNames(), ", "))
 	fs.StringVar(&o.code, "product-code", "", "product code of the valid and negative-count examples (default: the first seeded product's)")
