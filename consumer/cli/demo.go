@@ -101,6 +101,7 @@ type demoOptions struct {
 	verbose     bool
 	keep        bool
 	caseTimeout time.Duration
+	cases       []demoCase // nil: demoCases()
 }
 
 func newDemoCommand() *cobra.Command {
@@ -216,7 +217,10 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) (results
 	first := stack.Products[0]
 	fmt.Fprintf(out, "\nProduct.first is %s (%s), inventory %d.\n\n", first.Code, first.Name, first.Inventory)
 
-	cases := demoCases()
+	cases := o.cases
+	if cases == nil {
+		cases = demoCases()
+	}
 	for i, dc := range cases {
 		fmt.Fprintf(out, "[%d/%d] %s: ", i+1, len(cases), dc.name)
 		r, err := playCase(ctx, out, stack, rec, client, producer, dc, o.caseTimeout)

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +133,46 @@ func TestDemoCaseCheckReportsEveryDeviation(t *testing.T) {
 				t.Errorf("got problems %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestDemoFailsWhenACaseDoesNotEndAsExpected(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cases := demoCases()[:2]
+	// Claim that the negative count is applied: the real consumer dead-letters it.
+	wrong := cases[1]
+	wrong.end, wrong.wantApplied, wrong.count, wrong.expectedText = endApplied, true, -1, "applied"
+	cases[1] = wrong
+	var out, errOut bytes.Buffer
+	results, err := runDemo(ctx, &out, &errOut, demoOptions{caseTimeout: time.Minute, cases: cases, keep: true})
+	if err == nil || err.Error() != "1 of 2 cases did not end as expected" {
+		t.Fatalf("got %v, want the demo to report 1 of 2 cases not as expected\n%s", err, out.String())
+	}
+	if len(results) != 2 || !results[0].OK || results[1].OK {
+		t.Fatalf("results %+v, want the first as expected and the second not", results)
+	}
+	want := []string{"ended dead-lettered, want applied", "inventory is 25, want -1"}
+	if strings.Join(results[1].Problems, "|") != strings.Join(want, "|") {
+		t.Errorf("problems %q, want %q", results[1].Problems, want)
+	}
+	text := out.String()
+	if !strings.Contains(text, "negative count: expected applied, but ended dead-lettered, want applied") {
+		t.Errorf("the output does not explain the failure:\n%s", text)
+	}
+	// --keep leaves the directory with the database, the consumer config and its log.
+	i := strings.Index(text, "Kept ")
+	if i < 0 {
+		t.Fatalf("--keep did not say where:\n%s", text)
+	}
+	dir := strings.TrimSpace(strings.TrimSuffix(strings.SplitN(text[i+len("Kept "):], " ", 2)[0], "\n"))
+	defer os.RemoveAll(dir)
+	for _, f := range []string{"inventory.sqlite3", consumer.ConfigFileName, "consumer.log"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("--keep: %v", err)
+		}
+	}
+	if !strings.Contains(errOut.String(), "Last lines of the consumer log") {
+		t.Errorf("a failed demo did not show the consumer log's tail:\n%s", errOut.String())
 	}
 }
