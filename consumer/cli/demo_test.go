@@ -176,3 +176,17 @@ func TestDemoFailsWhenACaseDoesNotEndAsExpected(t *testing.T) {
 		t.Errorf("a failed demo did not show the consumer log's tail:\n%s", errOut.String())
 	}
 }
+
+// BenchmarkDemo measures the whole walk-through: embedded broker and database up, the six
+// cases, everything down again.
+func BenchmarkDemo(b *testing.B) {
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		var out, errOut bytes.Buffer
+		if _, err := runDemo(ctx, &out, &errOut, demoOptions{caseTimeout: time.Minute}); err != nil {
+			b.Fatalf("demo: %v\n%s%s", err, out.String(), errOut.String())
+		}
+	}
+	b.ReportMetric(time.Since(start).Seconds()/float64(b.N), "s/demo")
+}

@@ -92,6 +92,7 @@ func (f *kafkaFlags) saramaConfig(clientID string) (*sarama.Config, error) {
 	sc.Metadata.Timeout = f.timeout
 	sc.Producer.Retry.Max = 3
 	sc.Producer.Timeout = f.timeout
+	sc.Consumer.MaxWaitTime = 50 * time.Millisecond
 	return sc, nil
 }
 
