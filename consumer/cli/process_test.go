@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -346,6 +347,11 @@ func TestDevDrivenByProduceDLQAndReplay(t *testing.T) {
 }
 
 func TestBadInputIsOneClearLineAndANonZeroExit(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	tests := []struct {
 		name string
 		args []string
@@ -370,6 +376,8 @@ func TestBadInputIsOneClearLineAndANonZeroExit(t *testing.T) {
 		{"Seeding before migrating.", []string{"db", "seed", "--dsn", filepath.Join(t.TempDir(), "empty.sqlite3")},
 			"kafkasub: the sqlite database has no products table; run `kafkasub db migrate` first"},
 		{"A dev listen address without a port.", []string{"dev", "--listen", "localhost"}, `kafkasub: listen address "localhost" is not host:port`},
+		{"A dev listen address in use.", []string{"dev", "--listen", taken.Addr().String()},
+			"kafkasub: start the embedded Kafka broker: listen tcp " + taken.Addr().String() + ": bind: address already in use (is another broker running there? pick an address with --listen)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
