@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kafkasub/kafkasub/consumer"
 )
@@ -36,39 +38,152 @@ const (
 // attributes the message does not define are a permanent
 // consumer.ClassUnexpectedAttributes error naming them.
 func Decode(payload []byte) (*ProductUpdate, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &fields); err != nil {
-		return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "payload is not a JSON object: %v", describeJSONError(err))
-	}
-	if fields == nil {
-		return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "payload is not a JSON object: null")
-	}
+	var code, count []byte
 	var unexpected []string
-	for k := range fields {
-		if k != AttrProductCode && k != AttrInventoryCount {
-			unexpected = append(unexpected, k)
+	field := func(key string, val []byte) {
+		switch key {
+		case AttrProductCode:
+			code = val
+		case AttrInventoryCount:
+			count = val
+		default:
+			unexpected = append(unexpected, key)
+		}
+	}
+	if start := skipSpace(payload, 0); start < len(payload) && payload[start] == '{' && json.Valid(payload) {
+		// The common case, without a map: a well-formed object scanned in place.
+		scanObject(payload, start, field)
+	} else {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(payload, &fields); err != nil {
+			return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "payload is not a JSON object: %v", describeJSONError(err))
+		}
+		if fields == nil {
+			return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "payload is not a JSON object: null")
+		}
+		for k, v := range fields {
+			field(k, v)
 		}
 	}
 	if len(unexpected) > 0 {
 		sort.Strings(unexpected)
+		unexpected = slices.Compact(unexpected)
 		return nil, consumer.Permanentf(consumer.ClassUnexpectedAttributes, "unexpected attributes: %s", strings.Join(unexpected, ", "))
 	}
 	var u ProductUpdate
-	if raw, ok := fields[AttrProductCode]; ok && !isNull(raw) {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "%s must be a string, got %s", AttrProductCode, jsonKind(raw))
+	if code != nil && !isNull(code) {
+		s, ok := jsonString(code)
+		if !ok {
+			return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "%s must be a string, got %s", AttrProductCode, jsonKind(code))
 		}
 		u.ProductCode = &s
 	}
-	if raw, ok := fields[AttrInventoryCount]; ok && !isNull(raw) {
-		if jsonKind(raw) != "number" {
-			return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "%s must be a number, got %s", AttrInventoryCount, jsonKind(raw))
+	if count != nil && !isNull(count) {
+		if jsonKind(count) != "number" {
+			return nil, consumer.Permanentf(consumer.ClassInvalidPayload, "%s must be a number, got %s", AttrInventoryCount, jsonKind(count))
 		}
-		n := json.Number(bytes.TrimSpace(raw))
+		n := json.Number(bytes.TrimSpace(count))
 		u.InventoryCount = &n
 	}
 	return &u, nil
+}
+
+// jsonString decodes a JSON string value; ok is false when raw is not a string.
+func jsonString(raw []byte) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		inner := raw[1 : len(raw)-1]
+		if bytes.IndexByte(inner, '\\') < 0 && bytes.IndexByte(inner, '"') < 0 && utf8.Valid(inner) && !hasControl(inner) {
+			return string(inner), true
+		}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
+}
+
+// scanObject calls field for every member of the JSON object starting at b[i]. b must be
+// valid JSON (json.Valid); keys are decoded, values are passed raw.
+func scanObject(b []byte, i int, field func(key string, val []byte)) {
+	i++ // '{'
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] == '}' {
+			return
+		}
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		ks := i
+		i = skipString(b, i)
+		key, _ := jsonString(b[ks:i])
+		i = skipSpace(b, i)
+		i = skipSpace(b, i+1) // ':'
+		vs := i
+		i = skipValue(b, i)
+		field(key, b[vs:i])
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b) && b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// skipValue returns the index after the value that starts at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
