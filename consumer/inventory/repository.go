@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -62,7 +63,7 @@ func (r *Repository) ExistingCodes(ctx context.Context, codes []string) (map[str
 // When a code appears more than once the last change wins (messages are applied in order).
 //
 // PostgreSQL gets one constant statement over two arrays (prepared once, a hash join);
-// SQLite one UPDATE ... CASE ... RETURNING; MySQL, which has no RETURNING, a transaction
+// SQLite one constant statement over a JSON object (json_each); MySQL, which has no RETURNING, a transaction
 // that reads the existing codes and then updates.
 func (r *Repository) SetInventories(ctx context.Context, changes []Change, now time.Time) (map[string]bool, error) {
 	updated := make(map[string]bool, len(changes))
@@ -96,10 +97,13 @@ func (r *Repository) SetInventories(ctx context.Context, changes []Change, now t
 			}
 			return nil
 		})
-	default:
-		sql, args := caseUpdate(order, last, now, "?", true)
+	default: // SQLite: one constant statement over a JSON object {"code": inventory, ...}
+		obj, jerr := json.Marshal(last)
+		if jerr != nil {
+			return nil, consumer.Permanent(consumer.ClassDatabaseError, jerr)
+		}
 		var codes []string
-		if err = r.db.WithContext(ctx).Raw(sql, args...).Scan(&codes).Error; err == nil {
+		if err = r.db.WithContext(ctx).Raw(sqliteSetInventories, now, string(obj)).Scan(&codes).Error; err == nil {
 			for _, c := range codes {
 				updated[c] = true
 			}
@@ -110,6 +114,9 @@ func (r *Repository) SetInventories(ctx context.Context, changes []Change, now t
 	}
 	return updated, nil
 }
+
+const sqliteSetInventories = `UPDATE products SET inventory = j.value, updated_at = ?
+FROM json_each(?) AS j WHERE products.code = j.key RETURNING code`
 
 const postgresSetInventories = `UPDATE products AS p SET inventory = v.inventory, updated_at = $3
 FROM unnest($1::text[], $2::bigint[]) AS v(code, inventory)
