@@ -194,7 +194,7 @@ func (o *replayOptions) run(cmd *cobra.Command) error {
 		}
 		return errors.New("choose what to replay: --all, or --offsets, --partition and/or --class")
 	}
-	if o.toTopic == o.topic {
+	if o.toTopic != "" && o.toTopic == o.topic {
 		return fmt.Errorf("--to-topic: %q is the dead-letter topic itself", o.toTopic)
 	}
 	client, err := o.kafka.client("kafkasub-dlq-replay", func(sc *sarama.Config) {
