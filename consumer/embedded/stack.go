@@ -135,7 +135,7 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	// WAL lets a reader (the demo, a person's sqlite3 shell) look while the consumer writes.
 	s.DatabaseDSN = "file:" + s.DatabasePath + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)"
 	if s.db, err = consumer.OpenDatabase(consumer.DriverSQLite, s.DatabaseDSN); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("database %s: %w", s.DatabasePath, err)
 	}
 	if err = inventory.Migrate(ctx, s.db); err != nil {
 		return nil, fmt.Errorf("database %s: %w", s.DatabasePath, err)

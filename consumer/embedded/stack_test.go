@@ -105,3 +105,18 @@ func TestStartRejectsABadListenAddress(t *testing.T) {
 		t.Fatalf("got %v, want an error naming the listen address", err)
 	}
 }
+
+func TestStartNamesADatabaseFileThatIsNotSQLiteAndLeavesItAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notes.txt")
+	content := []byte("these are notes, not a database\n")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Options{DatabasePath: path})
+	if err == nil || !strings.Contains(err.Error(), "database "+path+": ") {
+		t.Fatalf("got %v, want an error naming %s", err, path)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(content) {
+		t.Errorf("the file was changed to %q", got)
+	}
+}
