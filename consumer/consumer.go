@@ -99,6 +99,7 @@ type Consumer struct {
 	joined    atomic.Bool
 	dbUp      atomic.Bool
 	dbKnown   atomic.Bool
+	retrying  atomic.Int32 // claims waiting to retry a transient failure
 	busyMu    sync.Mutex
 	busySince map[int32]time.Time
 
@@ -179,9 +180,11 @@ func (c *Consumer) Monitor() *Monitor { return c.monitor }
 // Config returns the consumer's configuration with defaults applied.
 func (c *Consumer) Config() *Config { return c.cfg }
 
-// Ready reports what /readyz reports: the consumer joined its group and the database
-// answers.
-func (c *Consumer) Ready() bool { return c.joined.Load() && c.dbUp.Load() }
+// Ready reports what /readyz reports: the consumer joined its group, the database answers
+// and no partition is waiting to retry a transient failure.
+func (c *Consumer) Ready() bool {
+	return c.joined.Load() && c.dbUp.Load() && c.retrying.Load() == 0
+}
 
 // Healthy reports what /healthz reports: Run's loop is running and no handler call has
 // been stuck for longer than the stall timeout.
@@ -417,6 +420,8 @@ func (c *Consumer) serveHTTP() ([]*http.Server, error) {
 			http.Error(w, "not joined to the consumer group", http.StatusServiceUnavailable)
 		case !c.dbUp.Load():
 			http.Error(w, "database does not answer", http.StatusServiceUnavailable)
+		case c.retrying.Load() > 0:
+			http.Error(w, "retrying after a transient failure", http.StatusServiceUnavailable)
 		default:
 			_, _ = w.Write([]byte("ok\n"))
 		}

@@ -75,9 +75,17 @@ func TestADeadLetterWriteFailureIsRetriedAndNothingIsMarkedMeanwhile(t *testing.
 	if settled {
 		t.Fatal("the message was settled while the dead-letter topic refused writes")
 	}
+	if r.c.Ready() {
+		t.Error("Ready() is true while a dead-letter write is being retried")
+	}
 	refusing.Store(false)
 	if ev := r.out.outcome(t, 0, off); ev.Type != consumer.EventDeadLettered || ev.Class != consumer.ClassInvalidPayload {
 		t.Fatalf("outcome %s %s, want dead-lettered InvalidPayload", ev.Type, ev.Class)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !r.c.Ready(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready again within 30s after the dead-letter write succeeded")
+		}
 	}
 	recs := consumertest.ReadTopic(t, brokers, dlq, 1, 30*time.Second)
 	if len(recs) < 1 || string(recs[0].Value) != "this is no good" {

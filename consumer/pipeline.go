@@ -113,6 +113,12 @@ func (c *Consumer) process(s sarama.ConsumerGroupSession, topic string, partitio
 	ctx := s.Context()
 	start := time.Now()
 	backoff := c.cfg.Retry.InitialBackoff.Duration
+	retrying := false
+	defer func() {
+		if retrying {
+			c.retrying.Add(-1)
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		results, err := c.handle(ctx, partition, batch)
 		if err == nil {
@@ -131,6 +137,10 @@ func (c *Consumer) process(s sarama.ConsumerGroupSession, topic string, partitio
 				results[i] = exhausted
 			}
 			return c.settle(s, batch, results, attempt, start)
+		}
+		if !retrying {
+			retrying = true
+			c.retrying.Add(1)
 		}
 		c.publishMsg(EventRetrying, first, Event{Err: err, Class: class, Attempt: attempt, Backoff: backoff})
 		c.log.Warn("Transient failure; pausing the partition and retrying", "partition", partition,
@@ -242,6 +252,12 @@ func (c *Consumer) deadLetter(ctx context.Context, msgs []*Message, reasons []er
 		pending[i] = i
 	}
 	backoff := c.cfg.Retry.InitialBackoff.Duration
+	retrying := false
+	defer func() {
+		if retrying {
+			c.retrying.Add(-1)
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		// Every attempt sends fresh producer messages: sarama keeps state in a sent one.
 		pms := make([]*sarama.ProducerMessage, len(pending))
@@ -272,6 +288,10 @@ func (c *Consumer) deadLetter(ctx context.Context, msgs []*Message, reasons []er
 		first := msgs[pending[0]]
 		c.publishMsg(EventErrorOccurred, first, Event{Err: terr, Class: ClassDeadLetterUnavailable, Attempt: attempt})
 		c.publishMsg(EventRetrying, first, Event{Err: terr, Class: ClassDeadLetterUnavailable, Attempt: attempt, Backoff: backoff})
+		if !retrying {
+			retrying = true
+			c.retrying.Add(1)
+		}
 		c.log.Warn("Dead-letter write failed; retrying", "error", terr, "messages", len(pending), "backoff", backoff)
 		if !sleepCtx(ctx, backoff) {
 			return false
