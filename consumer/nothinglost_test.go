@@ -219,3 +219,72 @@ func nothingLost(t *testing.T, kafka func(testing.TB, int32, ...string) []string
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestSIGTERMCommitsAndExitsCleanly: a consumer process that receives SIGTERM after its
+// work is done exits 0 with every processed offset committed to the group, so the next
+// member of the group starts after them.
+func TestSIGTERMCommitsAndExitsCleanly(t *testing.T) {
+	topic := consumertest.UniqueName("sigterm")
+	dlq := topic + ".dlq"
+	brokers := consumertest.Kfake(t, 2, topic, dlq)
+	dsn, _ := seededSQLite(t)
+	codes := []string{inventory.SeedProducts[0].Code, inventory.SeedProducts[1].Code}
+	p := consumertest.Producer(t, brokers)
+	var msgs []*sarama.ProducerMessage
+	for i := range 200 {
+		part := int32(i % 2) // partition 0 updates the first product, partition 1 the second
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: part,
+			Value: sarama.StringEncoder(fmt.Sprintf(`{"product_code": %q, "inventory_count": %d}`, codes[part], i))})
+	}
+	if err := p.SendMessages(msgs); err != nil {
+		t.Fatal(err)
+	}
+	cfg := consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, "")
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), consumer.ConfigFileName)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envConsumerProcess+"="+path, consumer.EnvDatabaseDSN+"="+dsn)
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := consumer.OpenDatabase(consumer.DriverSQLite, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for inventoryOf(t, db, codes[0]) != 198 || inventoryOf(t, db, codes[1]) != 199 {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the last updates of both partitions were not applied within 60s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the consumer process did not exit cleanly on SIGTERM: %v", err)
+	}
+	admin, err := sarama.NewClusterAdmin(brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	offsets, err := admin.ListConsumerGroupOffsets(cfg.Kafka.ConsumerGroup, map[string][]int32{topic: {0, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part := int32(0); part < 2; part++ {
+		if b := offsets.GetBlock(topic, part); b == nil || b.Offset != 100 {
+			t.Fatalf("partition %d committed offset %+v after SIGTERM, want 100 (everything processed)", part, b)
+		}
+	}
+}
