@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -114,11 +115,17 @@ func LogSubscriber(log *slog.Logger) Subscriber {
 	return func(e Event) {
 		switch e.Type {
 		case EventProcessed:
+			if !log.Enabled(context.Background(), slog.LevelDebug) {
+				return
+			}
 			log.Debug("Processed", "partition", e.Partition, "offset", e.Offset, "attempts", e.Attempt)
 		case EventDeadLettered:
 			log.Warn("Dead-lettered", "partition", e.Partition, "offset", e.Offset,
 				"class", e.Class, "error", e.Err, "attempts", e.Attempt)
 		case EventErrorOccurred:
+			if !log.Enabled(context.Background(), slog.LevelDebug) {
+				return
+			}
 			log.Debug("Error occurred", "partition", e.Partition, "offset", e.Offset,
 				"class", e.Class, "permanent", e.Permanent, "error", e.Err)
 		case EventDatabaseStatus:
