@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultConfigPath is where a consumer pod finds the configuration the operator mounts.
-const DefaultConfigPath = "/etc/kafkasub/" + consumer.ConfigFileName
+const DefaultConfigPath = "/etc/kafkasub/config/" + consumer.ConfigFileName
 
 // NewConsumerCommand returns `kafkasub consumer --config FILE`: the process every consumer
 // pod runs. Secrets come from the environment (consumer.Env*). SIGTERM finishes the batch
