@@ -285,13 +285,13 @@ func (c *Consumer) deadLetter(ctx context.Context, msgs []*Message, reasons []er
 			}
 		}
 		terr := Transient(ClassDeadLetterUnavailable, fmt.Errorf("write to dead-letter topic %s: %w", c.cfg.DeadLetter.Topic, err))
-		first := msgs[pending[0]]
-		c.publishMsg(EventErrorOccurred, first, Event{Err: terr, Class: ClassDeadLetterUnavailable, Attempt: attempt})
-		c.publishMsg(EventRetrying, first, Event{Err: terr, Class: ClassDeadLetterUnavailable, Attempt: attempt, Backoff: backoff})
 		if !retrying {
 			retrying = true
 			c.retrying.Add(1)
 		}
+		first := msgs[pending[0]]
+		c.publishMsg(EventErrorOccurred, first, Event{Err: terr, Class: ClassDeadLetterUnavailable, Attempt: attempt})
+		c.publishMsg(EventRetrying, first, Event{Err: terr, Class: ClassDeadLetterUnavailable, Attempt: attempt, Backoff: backoff})
 		c.log.Warn("Dead-letter write failed; retrying", "error", terr, "messages", len(pending), "backoff", backoff)
 		if !sleepCtx(ctx, backoff) {
 			return false
