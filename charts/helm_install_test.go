@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
+	chart "helm.sh/helm/v4/pkg/chart"
 	"helm.sh/helm/v4/pkg/chart/loader"
 	"helm.sh/helm/v4/pkg/kube"
 	appsv1 "k8s.io/api/apps/v1"
@@ -65,29 +66,9 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actionConfig := func(t *testing.T) *action.Configuration {
-		t.Helper()
-		getter := genericclioptions.NewConfigFlags(false)
-		getter.KubeConfig = &kubeconfig
-		ns := releaseNamespace
-		getter.Namespace = &ns
-		ac := action.NewConfiguration()
-		if err := ac.Init(getter, releaseNamespace, "secret"); err != nil {
-			t.Fatal(err)
-		}
-		return ac
-	}
 	install := func(t *testing.T) {
 		t.Helper()
-		in := action.NewInstall(actionConfig(t))
-		in.ReleaseName = releaseName
-		in.Namespace = releaseNamespace
-		in.CreateNamespace = true
-		in.WaitStrategy = kube.HookOnlyStrategy
-		in.Timeout = time.Minute
-		if _, err := in.RunWithContext(ctx, ch, map[string]any{"image": map[string]any{"tag": "v0.1.0"}}); err != nil {
-			t.Fatalf("helm install: %v", err)
-		}
+		helmInstall(ctx, t, kubeconfig, ch, map[string]any{"image": map[string]any{"tag": "v0.1.0"}})
 	}
 	const crdName = "kafkasubscriptions.kafkasub.io"
 	ksub := decodeFile(t, "config/samples/kafkasub_v1alpha1_kafkasubscription.yaml")[0]
@@ -121,7 +102,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	})
 
 	t.Run("upgrade with reused values changes only what is set", func(t *testing.T) {
-		up := action.NewUpgrade(actionConfig(t))
+		up := action.NewUpgrade(helmConfig(t, kubeconfig))
 		up.Namespace = releaseNamespace
 		up.ReuseValues = true
 		up.WaitStrategy = kube.HookOnlyStrategy
@@ -143,12 +124,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	})
 
 	t.Run("uninstall keeps the CRD and the subscriptions", func(t *testing.T) {
-		un := action.NewUninstall(actionConfig(t))
-		un.WaitStrategy = kube.HookOnlyStrategy
-		un.Timeout = time.Minute
-		if _, err := un.Run(releaseName); err != nil {
-			t.Fatalf("helm uninstall: %v", err)
-		}
+		helmUninstall(t, kubeconfig)
 		for _, o := range []client.Object{
 			&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: releaseNamespace, Name: releaseName}},
 			&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: releaseNamespace, Name: releaseName}},
@@ -179,4 +155,45 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// helmConfig is the Helm SDK's configuration for the release namespace of the cluster in
+// kubeconfig, storing releases in Secrets as the helm CLI does.
+func helmConfig(t *testing.T, kubeconfig string) *action.Configuration {
+	t.Helper()
+	getter := genericclioptions.NewConfigFlags(false)
+	getter.KubeConfig = &kubeconfig
+	ns := releaseNamespace
+	getter.Namespace = &ns
+	ac := action.NewConfiguration()
+	if err := ac.Init(getter, releaseNamespace, "secret"); err != nil {
+		t.Fatal(err)
+	}
+	return ac
+}
+
+// helmInstall is `helm install kafkasub charts/kafkasub -n kafkasub-system
+// --create-namespace` with values, without waiting for pods (envtest runs none).
+func helmInstall(ctx context.Context, t *testing.T, kubeconfig string, ch chart.Charter, values map[string]any) {
+	t.Helper()
+	in := action.NewInstall(helmConfig(t, kubeconfig))
+	in.ReleaseName = releaseName
+	in.Namespace = releaseNamespace
+	in.CreateNamespace = true
+	in.WaitStrategy = kube.HookOnlyStrategy
+	in.Timeout = time.Minute
+	if _, err := in.RunWithContext(ctx, ch, values); err != nil {
+		t.Fatalf("helm install: %v", err)
+	}
+}
+
+// helmUninstall is `helm uninstall kafkasub -n kafkasub-system`.
+func helmUninstall(t *testing.T, kubeconfig string) {
+	t.Helper()
+	un := action.NewUninstall(helmConfig(t, kubeconfig))
+	un.WaitStrategy = kube.HookOnlyStrategy
+	un.Timeout = time.Minute
+	if _, err := un.Run(releaseName); err != nil {
+		t.Fatalf("helm uninstall: %v", err)
+	}
 }
