@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,20 +43,55 @@ func (r *Repository) Find(ctx context.Context, code string) (Product, error) {
 	return p, consumer.ClassifyDatabaseError(err)
 }
 
-// ExistingCodes returns which of codes have a product.
+// ExistingCodes returns which of codes have a product, in one constant statement on
+// PostgreSQL (an array) and SQLite (a JSON array), an IN list elsewhere.
 func (r *Repository) ExistingCodes(ctx context.Context, codes []string) (map[string]bool, error) {
 	found := make(map[string]bool, len(codes))
 	if len(codes) == 0 {
 		return found, nil
 	}
+	uniq := slices.Clone(codes)
+	slices.Sort(uniq)
+	uniq = slices.Compact(uniq)
 	var rows []string
-	if err := r.db.WithContext(ctx).Model(&Product{}).Where("code IN ?", codes).Pluck("code", &rows).Error; err != nil {
+	var err error
+	switch r.db.Name() {
+	case "postgres":
+		err = r.scanCodes(ctx, &rows, `SELECT code FROM products WHERE code = ANY($1::text[])`, uniq)
+	case "sqlite":
+		list, jerr := json.Marshal(uniq)
+		if jerr != nil {
+			return nil, consumer.Permanent(consumer.ClassDatabaseError, jerr)
+		}
+		err = r.db.WithContext(ctx).Raw(`SELECT code FROM products WHERE code IN (SELECT value FROM json_each(?))`, string(list)).Scan(&rows).Error
+	default:
+		err = r.db.WithContext(ctx).Model(&Product{}).Where("code IN ?", uniq).Pluck("code", &rows).Error
+	}
+	if err != nil {
 		return nil, fmt.Errorf("look up product codes: %w", consumer.ClassifyDatabaseError(err))
 	}
 	for _, c := range rows {
 		found[c] = true
 	}
 	return found, nil
+}
+
+// scanCodes runs a query of one text column on the connection pool directly (gorm would
+// expand slice arguments into lists).
+func (r *Repository) scanCodes(ctx context.Context, out *[]string, query string, args ...any) error {
+	rows, err := r.db.Statement.ConnPool.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return err
+		}
+		*out = append(*out, c)
+	}
+	return rows.Err()
 }
 
 // SetInventories sets the inventory of each change's product in one statement (one
@@ -127,20 +163,14 @@ func (r *Repository) setPostgres(ctx context.Context, order []string, last map[s
 	for i, c := range order {
 		inv[i] = last[c]
 	}
-	// The connection pool directly: gorm would expand the slices into lists.
-	rows, err := r.db.Statement.ConnPool.QueryContext(ctx, postgresSetInventories, order, inv, now)
-	if err != nil {
+	var codes []string
+	if err := r.scanCodes(ctx, &codes, postgresSetInventories, order, inv, now); err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return err
-		}
+	for _, c := range codes {
 		updated[c] = true
 	}
-	return rows.Err()
+	return nil
 }
 
 // caseUpdate builds UPDATE products SET inventory = CASE code WHEN ? THEN ? ... END.
