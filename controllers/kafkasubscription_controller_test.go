@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -451,7 +452,7 @@ var _ = Describe("KafkaSubscription controller", func() {
 			s := &corev1.Service{}
 			g.Expect(k8sClient.Get(ctx, key("inventory-consumer"), s)).To(Succeed())
 			g.Expect(metav1.GetControllerOf(s).Kind).To(Equal("KafkaSubscription"))
-		}).Should(Succeed())
+		}).WithTimeout(3 * time.Minute).Should(Succeed()) // the failed reconcile is retried with exponential backoff
 	})
 })
 

@@ -56,7 +56,7 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyTimeout(60 * time.Second) // a bound for a loaded machine, not a speed assertion
 	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
 
 	testEnv = &envtest.Environment{
