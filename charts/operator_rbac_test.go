@@ -27,12 +27,13 @@ import (
 	"github.com/kafkasub/kafkasub/controllers"
 )
 
-// TestOperatorRunsWithTheChartsRBAC installs the chart into envtest with the Helm SDK and
-// runs the real `kafkasub manager` with the command line of the chart's Deployment, as
-// the chart's ServiceAccount (only the RBAC the chart grants): cluster-wide, and then
-// restricted to watchNamespaces. In each mode it must win leader election and reconcile a
-// KafkaSubscription into its consumer Deployment and write its status; in namespaced mode
-// a subscription outside the watched namespaces is left alone.
+// TestOperatorRunsWithTheChartsRBAC installs the operator into envtest the ways users
+// do (the chart with the Helm SDK, cluster-wide and restricted to watchNamespaces, and
+// config/default as `make deploy` does) and runs the real `kafkasub manager` with the
+// command line of the installed Deployment, as its ServiceAccount, so with only the RBAC
+// the install grants. Each time it must win leader election, reconcile a
+// KafkaSubscription into its consumer Deployment and write its status; restricted to
+// watchNamespaces it must leave a subscription elsewhere alone.
 func TestOperatorRunsWithTheChartsRBAC(t *testing.T) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Skip("KUBEBUILDER_ASSETS is not set: run `KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./charts/` " +
@@ -56,25 +57,8 @@ func TestOperatorRunsWithTheChartsRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	adminKubeconfig := filepath.Join(dir, "admin")
+	adminKubeconfig := filepath.Join(t.TempDir(), "admin")
 	if err := os.WriteFile(adminKubeconfig, env.KubeConfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The chart's ServiceAccount, as the API server sees it in a pod.
-	sa, err := env.AddUser(envtest.User{
-		Name:   "system:serviceaccount:" + releaseNamespace + ":" + releaseName,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + releaseNamespace, "system:authenticated"},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saKubeconfigBytes, err := sa.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	saKubeconfig := filepath.Join(dir, "operator")
-	if err := os.WriteFile(saKubeconfig, saKubeconfigBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ch, err := loader.Load(filepath.Join(repoRoot, ChartDir))
@@ -88,33 +72,60 @@ func TestOperatorRunsWithTheChartsRBAC(t *testing.T) {
 		}
 	}
 
-	modes := []struct {
-		name      string
-		values    map[string]any
-		reconcile string // namespace whose subscription must be reconciled
-		ignore    string // namespace whose subscription must be left alone
-	}{
-		{"cluster-wide with two replicas", map[string]any{"replicaCount": 2}, "shop", ""},
-		{"namespaced to team-a", map[string]any{"leaderElection": map[string]any{"enabled": true}, "watchNamespaces": []any{"team-a"}}, "team-a", "team-b"},
-	}
-	for i, m := range modes {
-		t.Run(m.name, func(t *testing.T) {
-			helmInstall(ctx, t, adminKubeconfig, ch, m.values)
+	// installChart installs the chart with values and returns its operator Deployment.
+	installChart := func(values map[string]any) func(t *testing.T) *appsv1.Deployment {
+		return func(t *testing.T) *appsv1.Deployment {
+			helmInstall(ctx, t, adminKubeconfig, ch, values)
 			t.Cleanup(func() { helmUninstall(t, adminKubeconfig) })
-
 			var d appsv1.Deployment
 			if err := admin.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: releaseName}, &d); err != nil {
 				t.Fatal(err)
 			}
-			args := slices.Clone(manager(t, &d).Args[1:])
-			if !slices.Contains(args, "--leader-elect=true") {
+			return &d
+		}
+	}
+	// deployKustomize applies config/default as `make deploy` does and returns its
+	// operator Deployment.
+	deployKustomize := func(t *testing.T) *appsv1.Deployment {
+		var d *appsv1.Deployment
+		for _, o := range kustomizeBuild(t, "config/default") {
+			if err := admin.Apply(ctx, client.ApplyConfigurationFromUnstructured(o), client.FieldOwner(fieldOwner), client.ForceOwnership); err != nil {
+				t.Fatalf("applying %s %s: %v", o.GetKind(), o.GetName(), err)
+			}
+			if o.GetKind() == "Deployment" {
+				d = &appsv1.Deployment{}
+				toTyped(t, o, d)
+			}
+		}
+		if d == nil {
+			t.Fatal("config/default has no Deployment")
+		}
+		return d
+	}
+
+	modes := []struct {
+		name      string
+		install   func(t *testing.T) *appsv1.Deployment
+		reconcile string // namespace whose subscription must be reconciled
+		ignore    string // namespace whose subscription must be left alone
+	}{
+		{"chart, cluster-wide with two replicas", installChart(map[string]any{"replicaCount": 2}), "shop", ""},
+		{"chart, namespaced to team-a", installChart(map[string]any{"leaderElection": map[string]any{"enabled": true}, "watchNamespaces": []any{"team-a"}}), "team-a", "team-b"},
+		{"kustomize config/default", deployKustomize, "shop", ""},
+	}
+	for i, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			d := m.install(t)
+			args := slices.Clone(manager(t, d).Args[1:])
+			if !slices.Contains(args, "--leader-elect=true") && !slices.Contains(args, "--leader-elect") {
 				t.Fatalf("leader election should be on: %v", args)
 			}
+			saKubeconfig := serviceAccountKubeconfig(t, env, d.Namespace, d.Spec.Template.Spec.ServiceAccountName)
 			// Out of a pod the manager cannot discover its namespace, and the ports are
 			// the test's; everything else is the chart's command line.
 			args = append(args,
 				"--kubeconfig="+saKubeconfig,
-				"--leader-election-namespace="+releaseNamespace,
+				"--leader-election-namespace="+d.Namespace,
 				"--metrics-bind-address=0",
 				"--health-probe-bind-address="+freeAddr(t),
 			)
@@ -229,6 +240,28 @@ func startManager(t *testing.T, args []string) {
 			t.Logf("kafkasub manager output:\n%s", out.String())
 		}
 	})
+}
+
+// serviceAccountKubeconfig writes a kubeconfig that authenticates as the ServiceAccount
+// namespace/name, the identity of the operator's pod.
+func serviceAccountKubeconfig(t *testing.T, env *envtest.Environment, namespace, name string) string {
+	t.Helper()
+	user, err := env.AddUser(envtest.User{
+		Name:   "system:serviceaccount:" + namespace + ":" + name,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // poll calls check until it succeeds, failing the test after a minute.
