@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -126,7 +127,7 @@ func TestDefaultValues(t *testing.T) {
 			t.Errorf("%d %s objects, want %d; rendered: %v", got[kind], kind, n, r.names())
 		}
 	}
-	for _, kind := range []string{"Role", "RoleBinding", "ServiceMonitor", "Namespace"} {
+	for _, kind := range []string{"Role", "RoleBinding", "ServiceMonitor", "Namespace", "PodDisruptionBudget"} {
 		if got[kind] != 0 {
 			t.Errorf("by default no %s should be rendered; rendered: %v", kind, r.names())
 		}
@@ -208,7 +209,7 @@ func TestValueVariants(t *testing.T) {
 		check  func(t *testing.T, r *rendered)
 	}{
 		{
-			name:   "More than one replica turns leader election on with its Role in the release namespace.",
+			name:   "More than one replica turns leader election on with its Role in the release namespace, and adds a PodDisruptionBudget.",
 			values: map[string]any{"replicaCount": 3},
 			check: func(t *testing.T, r *rendered) {
 				d := r.deployment(t)
@@ -218,6 +219,16 @@ func TestValueVariants(t *testing.T) {
 				if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
 					t.Error("with leader election the Deployment should roll, not Recreate")
 				}
+				var pdb policyv1.PodDisruptionBudget
+				toTyped(t, r.must(t, "PodDisruptionBudget", releaseName), &pdb)
+				if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+					t.Errorf("PodDisruptionBudget minAvailable %v, want 1", pdb.Spec.MinAvailable)
+				}
+				for k, v := range pdb.Spec.Selector.MatchLabels {
+					if d.Spec.Template.Labels[k] != v {
+						t.Errorf("the PodDisruptionBudget selects %s=%s, which the pods lack", k, v)
+					}
+				}
 				role := r.must(t, "Role", releaseName+"-leader-election")
 				if role.GetNamespace() != releaseNamespace {
 					t.Errorf("leader election Role in %q", role.GetNamespace())
@@ -226,6 +237,15 @@ func TestValueVariants(t *testing.T) {
 				toTyped(t, r.must(t, "RoleBinding", releaseName+"-leader-election"), &rb)
 				if rb.RoleRef.Name != role.GetName() {
 					t.Errorf("leader election RoleBinding refers to %q", rb.RoleRef.Name)
+				}
+			},
+		},
+		{
+			name:   "podDisruptionBudget.enabled=false leaves the PodDisruptionBudget out.",
+			values: map[string]any{"replicaCount": 2, "podDisruptionBudget": map[string]any{"enabled": false}},
+			check: func(t *testing.T, r *rendered) {
+				if n := r.kinds()["PodDisruptionBudget"]; n != 0 {
+					t.Errorf("%d PodDisruptionBudgets rendered", n)
 				}
 			},
 		},
