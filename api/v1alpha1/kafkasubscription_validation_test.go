@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,6 +56,9 @@ const (
 var k8s client.Client
 
 func TestMain(m *testing.M) {
+	// Parse the flags before starting servers: a bad flag exits the process, which must
+	// not leave an API server and etcd behind.
+	flag.Parse()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		// The tests that need the API server skip themselves with a message.
 		os.Exit(m.Run())
