@@ -97,3 +97,16 @@ func TestKindScriptChecksItsTools(t *testing.T) {
 		}
 	})
 }
+
+// TestKindScriptIsShellcheckClean runs shellcheck (Debian package shellcheck, which CI
+// installs) on the kind script.
+func TestKindScriptIsShellcheckClean(t *testing.T) {
+	path, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Skip("shellcheck is not installed (apt-get install shellcheck)")
+	}
+	out, err := exec.Command(path, "--severity=style", filepath.Join(repoRoot, "hack/kind-e2e.sh")).CombinedOutput()
+	if err != nil {
+		t.Errorf("shellcheck hack/kind-e2e.sh: %v\n%s", err, out)
+	}
+}
