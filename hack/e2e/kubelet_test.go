@@ -263,22 +263,29 @@ func (k *kubelet) processes() int {
 // ready reports whether the process answers its readiness probe with 200, as the kubelet
 // would ask it.
 func (pp *podProcess) ready(ctx context.Context) (bool, string) {
+	return pp.probe(ctx, pp.pod.Spec.Containers[0].ReadinessProbe, "/readyz")
+}
+
+// live reports whether the process answers its liveness probe with 200.
+func (pp *podProcess) live(ctx context.Context) (bool, string) {
+	return pp.probe(ctx, pp.pod.Spec.Containers[0].LivenessProbe, "/healthz")
+}
+
+// probe asks the probe's HTTP path (def without a probe) on the process's health port.
+func (pp *podProcess) probe(ctx context.Context, p *corev1.Probe, def string) (bool, string) {
+	path := def
+	if p != nil && p.HTTPGet != nil {
+		path = p.HTTPGet.Path
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, pp.healthURL+readinessPath(pp.pod), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, pp.healthURL+path, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return false, err.Error()
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, resp.Status
-}
-
-func readinessPath(p *corev1.Pod) string {
-	if rp := p.Spec.Containers[0].ReadinessProbe; rp != nil && rp.HTTPGet != nil {
-		return rp.HTTPGet.Path
-	}
-	return "/readyz"
+	return resp.StatusCode == http.StatusOK, path + " " + resp.Status
 }
 
 // startPod resolves the Pod's command, env and volumes and starts its process.

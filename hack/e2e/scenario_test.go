@@ -441,6 +441,21 @@ func (s *scenario) applySamples(t *testing.T) {
 			t.Errorf("%T %s contains the database DSN: secrets must reach pods only through secretKeyRef", o, key)
 		}
 	}
+	// The metrics Service reaches the container's metrics port.
+	var dep appsv1.Deployment
+	var svc corev1.Service
+	must(t, s.cp.client.Get(s.ctx, key, &dep))
+	must(t, s.cp.client.Get(s.ctx, key, &svc))
+	ports := map[string]bool{}
+	for _, p := range dep.Spec.Template.Spec.Containers[0].Ports {
+		ports[p.Name] = true
+		ports[strconv.Itoa(int(p.ContainerPort))] = true
+	}
+	for _, p := range svc.Spec.Ports {
+		if !ports[p.TargetPort.String()] {
+			t.Errorf("Service port %s targets %s, which the consumer container does not expose", p.Name, p.TargetPort.String())
+		}
+	}
 	if ks.Status.ConsumerGroup != s.ns+"."+s.name {
 		t.Errorf("status.consumerGroup = %q, want the default %q", ks.Status.ConsumerGroup, s.ns+"."+s.name)
 	}
@@ -499,6 +514,9 @@ func (s *scenario) waitConsumers(t *testing.T, n int, check func(*podProcess) er
 				if err := check(pp); err != nil {
 					return false, pp.pod.Name + ": " + err.Error(), nil
 				}
+			}
+			if ok, status := pp.live(ctx); !ok {
+				return false, pp.pod.Name + " liveness: " + status, nil
 			}
 			if ok, status := pp.ready(ctx); !ok {
 				return false, pp.pod.Name + " readiness: " + status, nil
