@@ -958,6 +958,14 @@ func (s *scenario) deleteSubscription(t *testing.T) {
 			t.Errorf("the database DSN appears in the log of %s (%s)", p.name, p.logPath)
 		}
 	}
+
+	// The manager ran under config/rbac alone; a denied request (an event it could not
+	// record, a child it could not read) shows in its log.
+	for _, line := range strings.Split(s.manager.logText(), "\n") {
+		if strings.Contains(line, "forbidden") {
+			t.Errorf("the manager was refused a request under the ClusterRole of config/rbac: %s", line)
+		}
+	}
 }
 
 func must(t *testing.T, err error) {
