@@ -19,6 +19,9 @@ import (
 	"github.com/kafkasub/kafkasub/consumer/inventory"
 )
 
+// Benchmark knobs for experiments (the defaults are what `make bench` reports):
+// BENCH_BATCH sets batch.maxMessages (default 500); BENCH_FILLFACTOR sets the PostgreSQL
+// products table's fillfactor (default 100), which lets updates stay on their page (HOT).
 const (
 	benchPartitions = 4
 	benchProducts   = 1000
@@ -146,6 +149,11 @@ func benchPipeline(b *testing.B, driver, dsn string, valid bool) {
 	products := make([]inventory.Product, benchProducts)
 	for i := range products {
 		products[i] = inventory.Product{Code: fmt.Sprintf("P-%05d", i), Name: "bench"}
+	}
+	if v := os.Getenv("BENCH_FILLFACTOR"); v != "" && driver == consumer.DriverPostgres {
+		if err := db.Exec("ALTER TABLE products SET (fillfactor = " + v + ")").Error; err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := inventory.Insert(ctx, db, products); err != nil {
 		b.Fatal(err)
