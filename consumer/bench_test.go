@@ -230,3 +230,62 @@ func BenchmarkPipelinePostgreSQL(b *testing.B) {
 func BenchmarkPipelineAllInvalidToDeadLetter(b *testing.B) {
 	benchPipeline(b, consumer.DriverSQLite, consumertest.SQLiteDSN(b), false)
 }
+
+// BenchmarkPipelineWithoutDatabase: the runtime's own ceiling: the real consumer with a
+// handler that decodes and validates (inventory.Decode, inventory.Validate) and writes
+// nothing, so the difference to BenchmarkPipelinePostgreSQL is the database's share.
+func BenchmarkPipelineWithoutDatabase(b *testing.B) {
+	topic := consumertest.UniqueName("bench")
+	dlq := topic + ".dlq"
+	brokers := consumertest.Kfake(b, benchPartitions, topic, dlq)
+	fillTopic(b, brokers, topic, b.N, func(i int) string {
+		return fmt.Sprintf(`{"product_code": "P-%05d", "inventory_count": %d}`, i%benchProducts, i)
+	})
+	cfg := consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, "unused")
+	mon := consumer.NewMonitor()
+	var n atomic.Int64
+	done := make(chan struct{})
+	var once sync.Once
+	mon.Subscribe(func(e consumer.Event) {
+		if n.Add(1) == int64(b.N) {
+			once.Do(func() { close(done) })
+		}
+	}, consumer.EventProcessed, consumer.EventDeadLettered)
+	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+		u, err := inventory.Decode(m.Value)
+		if err != nil {
+			return err
+		}
+		_, err = inventory.Validate(u, func(string) bool { return true })
+		return err
+	})
+	db, err := consumer.OpenDatabase(consumer.DriverSQLite, consumertest.SQLiteDSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() }()
+	c, err := consumer.New(cfg, consumer.WithMonitor(mon), consumer.WithoutHTTP(), consumer.WithHandler(h),
+		consumer.WithDatabase(db), consumer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	b.ResetTimer()
+	start := time.Now()
+	go func() { errc <- c.Run(ctx) }()
+	select {
+	case <-done:
+	case err := <-errc:
+		b.Fatalf("consumer stopped: %v", err)
+	case <-time.After(10 * time.Minute):
+		b.Fatalf("%d of %d outcomes", n.Load(), b.N)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
