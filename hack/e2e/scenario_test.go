@@ -68,6 +68,7 @@ func TestKafkaSubscriptionEndToEnd(t *testing.T) {
 	s.step("change the retry policy: the pods roll and the new ones consume", s.changeRetryPolicy)
 	s.step("scale to 2 replicas: both consumers share the partitions", s.scaleToTwo)
 	s.step("suspend: consumption stops; resume: the waiting update is applied", s.suspendAndResume)
+	s.step("move to a broker with TLS (CA from a mounted Secret) and SASL SCRAM-SHA-512 (credentials from secretKeyRef)", s.kafkaTLSAndSASL)
 	s.step("delete the subscription: Deployment, ConfigMap, Service and PodDisruptionBudget are garbage-collected", s.deleteSubscription)
 }
 
@@ -97,6 +98,9 @@ type scenario struct {
 
 	// dlqSeen counts the dead-letter records asserted so far.
 	dlqSeen int
+	// secrets are values that must appear only in Secrets and the consumers' environment:
+	// never in a child object, a ConfigMap or a log.
+	secrets []string
 }
 
 // step runs one part of the scenario as a subtest; the scenario stops at the first failure.
@@ -210,6 +214,7 @@ func setUpScenario(t *testing.T, cp *controlPlane) *scenario {
 		s.dsn = direct
 		t.Logf("SQLite file (set %s for PostgreSQL and the database-down and two-replica steps)", consumertest.EnvPostgresDSN)
 	}
+	s.secrets = append(s.secrets, s.dsn)
 	if s.db, err = consumer.OpenDatabase(s.driver, direct); err != nil {
 		t.Fatalf("open the database: %v", err)
 	}
@@ -433,14 +438,8 @@ func (s *scenario) applySamples(t *testing.T) {
 		if ref := metav1.GetControllerOf(o); ref == nil || ref.UID != ks.UID {
 			t.Errorf("%T %s: controller reference %v, want the subscription (uid %s)", o, key, ref, ks.UID)
 		}
-		raw, err := json.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(string(raw), s.dsn) {
-			t.Errorf("%T %s contains the database DSN: secrets must reach pods only through secretKeyRef", o, key)
-		}
 	}
+	s.assertNoSecretInChildren(s.ctx, t)
 	// The metrics Service reaches the container's metrics port.
 	var dep appsv1.Deployment
 	var svc corev1.Service
@@ -461,6 +460,31 @@ func (s *scenario) applySamples(t *testing.T) {
 	}
 	if ks.Status.DeploymentName != controllers.ChildName(s.name) {
 		t.Errorf("status.deploymentName = %q, want %q", ks.Status.DeploymentName, controllers.ChildName(s.name))
+	}
+}
+
+// assertNoSecretInChildren checks that no secret value is in the subscription, its
+// Deployment, ConfigMap or Service: secrets reach pods only through Secret references.
+func (s *scenario) assertNoSecretInChildren(ctx context.Context, t *testing.T) {
+	t.Helper()
+	key := client.ObjectKey{Namespace: s.ns, Name: controllers.ChildName(s.name)}
+	for _, o := range []client.Object{&kafkasubv1alpha1.KafkaSubscription{}, &appsv1.Deployment{}, &corev1.ConfigMap{}, &corev1.Service{}} {
+		k := key
+		if _, ok := o.(*kafkasubv1alpha1.KafkaSubscription); ok {
+			k.Name = s.name
+		}
+		if err := s.cp.client.Get(ctx, k, o); err != nil {
+			t.Fatalf("%T %s: %v", o, k, err)
+		}
+		raw, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, secret := range s.secrets {
+			if strings.Contains(string(raw), secret) {
+				t.Errorf("%T %s contains secret value #%d: secrets must reach pods only through Secret references", o, k, i)
+			}
+		}
 	}
 }
 
@@ -947,15 +971,18 @@ func (s *scenario) deleteSubscription(t *testing.T) {
 	s.kubelet.mu.Unlock()
 	t.Logf("%d consumer processes ran and stopped cleanly over the scenario", stopped)
 
-	// The DSN is a secret: it reaches the consumers only through their environment.
+	// The DSN and the SASL password reach the consumers only through their environment.
 	var logs []*process
 	logs = append(logs, s.manager)
 	for _, pp := range s.kubelet.stopped {
 		logs = append(logs, pp.proc)
 	}
 	for _, p := range logs {
-		if strings.Contains(p.logText(), s.dsn) {
-			t.Errorf("the database DSN appears in the log of %s (%s)", p.name, p.logPath)
+		text := p.logText()
+		for i, secret := range s.secrets {
+			if strings.Contains(text, secret) {
+				t.Errorf("secret value #%d (0 is the database DSN) appears in the log of %s (%s)", i, p.name, p.logPath)
+			}
 		}
 	}
 
