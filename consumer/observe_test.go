@@ -178,14 +178,14 @@ func TestRetriesExhaustedDeadLettersTheMessage(t *testing.T) {
 	}
 }
 
-// TestAHandlerPanicIsDeadLettered: a panic is recovered and the message dead-lettered with
-// class HandlerPanic; the consumer goes on with the next message.
+// TestAHandlerPanicIsDeadLettered: a panic is recovered and isolated: the message that
+// panics is dead-lettered with class HandlerPanic, its batch neighbours are processed.
 func TestAHandlerPanicIsDeadLettered(t *testing.T) {
 	topic := consumertest.UniqueName("panic")
 	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
 	dsn, _ := seededSQLite(t)
 	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
-	cfg.Batch.MaxMessages = 1
+	cfg.Batch.MaxWait.Duration = 200 * time.Millisecond // let the three arrive as one batch
 	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
 		if string(m.Value) == "boom" {
 			panic("boom")
@@ -194,17 +194,15 @@ func TestAHandlerPanicIsDeadLettered(t *testing.T) {
 	})
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := startConsumer(t, cfg, consumer.WithHandler(h), consumer.WithLogger(quiet))
-	p := consumertest.Producer(t, brokers)
-	_, boom, _ := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("boom")})
-	_, fine, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("fine")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev := r.out.outcome(t, 0, boom); ev.Type != consumer.EventDeadLettered || ev.Class != consumer.ClassHandlerPanic {
-		t.Fatalf("panicking message: %s %s, want dead-lettered HandlerPanic", ev.Type, ev.Class)
-	}
-	if ev := r.out.outcome(t, 0, fine); ev.Type != consumer.EventProcessed {
-		t.Fatalf("next message: %s, want processed", ev.Type)
+	consumertest.Produce(t, consumertest.Producer(t, brokers), topic, "fine", "boom", "fine too")
+	for off, want := range []consumer.EventType{consumer.EventProcessed, consumer.EventDeadLettered, consumer.EventProcessed} {
+		ev := r.out.outcome(t, 0, int64(off))
+		if ev.Type != want {
+			t.Errorf("offset %d: %s, want %s", off, ev.Type, want)
+		}
+		if want == consumer.EventDeadLettered && ev.Class != consumer.ClassHandlerPanic {
+			t.Errorf("offset %d: class %s, want %s", off, ev.Class, consumer.ClassHandlerPanic)
+		}
 	}
 }
 

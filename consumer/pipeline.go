@@ -154,10 +154,29 @@ func (c *Consumer) process(s sarama.ConsumerGroupSession, topic string, partitio
 }
 
 // handle calls the handler with a context that survives the session's end (so a shutdown
-// lets the batch finish) but is bounded by the handler timeout. A panic becomes a
-// permanent ClassHandlerPanic result for every message of the batch; a result that is not
-// permanent becomes the batch error.
-func (c *Consumer) handle(sessCtx context.Context, partition int32, batch []*Message) (results []error, err error) {
+// lets the batch finish) but is bounded by the handler timeout. A result that is not
+// permanent becomes the batch error; a permanent batch error belongs to every message. A
+// panic is isolated: the batch is handled again one message at a time, and the message
+// that panics gets a permanent ClassHandlerPanic result.
+func (c *Consumer) handle(sessCtx context.Context, partition int32, batch []*Message) ([]error, error) {
+	results, err, panicked := c.call(sessCtx, partition, batch)
+	if !panicked || len(batch) == 1 {
+		return results, err
+	}
+	results = make([]error, len(batch))
+	for i := range batch {
+		r, err, _ := c.call(sessCtx, partition, batch[i:i+1])
+		if err != nil {
+			return nil, err
+		}
+		results[i] = r[0]
+	}
+	return results, nil
+}
+
+// call is one HandleBatch call with its results normalised; panicked reports a recovered
+// panic (then every result is a ClassHandlerPanic error).
+func (c *Consumer) call(sessCtx context.Context, partition int32, batch []*Message) (results []error, err error, panicked bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(sessCtx), c.opts.handlerTimeout)
 	defer cancel()
 	c.busyMu.Lock()
@@ -168,9 +187,9 @@ func (c *Consumer) handle(sessCtx context.Context, partition int32, batch []*Mes
 		delete(c.busySince, partition)
 		c.busyMu.Unlock()
 		if r := recover(); r != nil {
-			c.log.Error("Handler panicked", "panic", r, "stack", string(debug.Stack()))
+			c.log.Error("Handler panicked", "panic", r, "offset", batch[0].Offset, "messages", len(batch), "stack", string(debug.Stack()))
 			perr := Permanentf(ClassHandlerPanic, "handler panicked: %v", r)
-			results, err = make([]error, len(batch)), nil
+			results, err, panicked = make([]error, len(batch)), nil, true
 			for i := range results {
 				results[i] = perr
 			}
@@ -178,24 +197,24 @@ func (c *Consumer) handle(sessCtx context.Context, partition int32, batch []*Mes
 	}()
 	results, err = c.handler.HandleBatch(ctx, batch)
 	if err != nil {
-		if IsPermanent(err) { // a permanent batch error belongs to every message
+		if IsPermanent(err) {
 			results = make([]error, len(batch))
 			for i := range results {
 				results[i] = err
 			}
-			return results, nil
+			return results, nil, false
 		}
-		return nil, err
+		return nil, err, false
 	}
 	if len(results) != len(batch) {
-		return nil, Transient(ClassUnclassified, fmt.Errorf("handler returned %d results for %d messages", len(results), len(batch)))
+		return nil, Transient(ClassUnclassified, fmt.Errorf("handler returned %d results for %d messages", len(results), len(batch))), false
 	}
 	for _, r := range results {
 		if r != nil && !IsPermanent(r) {
-			return nil, r
+			return nil, r, false
 		}
 	}
-	return results, nil
+	return results, nil, false
 }
 
 // settle dead-letters the messages with a permanent result, then marks the batch's
