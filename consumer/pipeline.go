@@ -131,12 +131,7 @@ func (c *Consumer) process(s sarama.ConsumerGroupSession, topic string, partitio
 		first := batch[0]
 		c.publishMsg(EventErrorOccurred, first, Event{Err: err, Class: class, Attempt: attempt})
 		if max := c.cfg.Retry.MaxAttempts; max > 0 && attempt >= max {
-			exhausted := Permanent(ClassRetriesExhausted, fmt.Errorf("retries exhausted after %d attempts: %w", attempt, err))
-			results := make([]error, len(batch))
-			for i := range results {
-				results[i] = exhausted
-			}
-			return c.settle(s, batch, results, attempt, start)
+			return c.settle(s, batch, c.exhausted(ctx, partition, batch, attempt, err), attempt, start)
 		}
 		if !retrying {
 			retrying = true
@@ -151,6 +146,30 @@ func (c *Consumer) process(s sarama.ConsumerGroupSession, topic string, partitio
 		}
 		backoff = min(2*backoff, c.cfg.Retry.MaxBackoff.Duration)
 	}
+}
+
+// exhausted gives each message of a batch whose retries are spent its own outcome: a
+// batch of one (or a batch whose messages still fail one by one) is dead-lettered with
+// ClassRetriesExhausted; otherwise every message gets one last attempt on its own, so a
+// message that works, or fails permanently, is not dead-lettered for its neighbours.
+func (c *Consumer) exhausted(ctx context.Context, partition int32, batch []*Message, attempts int, last error) []error {
+	exhausted := func(err error) error {
+		return Permanent(ClassRetriesExhausted, fmt.Errorf("retries exhausted after %d attempts: %w", attempts, err))
+	}
+	results := make([]error, len(batch))
+	for i := range batch {
+		if len(batch) == 1 {
+			results[i] = exhausted(last)
+			continue
+		}
+		r, err := c.handle(ctx, partition, batch[i:i+1])
+		if err != nil {
+			results[i] = exhausted(err)
+		} else {
+			results[i] = r[0]
+		}
+	}
+	return results
 }
 
 // handle calls the handler with a context that survives the session's end (so a shutdown
