@@ -155,7 +155,7 @@ func (s *scenario) waitFor(t *testing.T, what string, timeout time.Duration, con
 func setUpScenario(t *testing.T, cp *controlPlane) *scenario {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	t.Cleanup(cancel)
-	s := &scenario{t: t, cp: cp, ctx: ctx, ns: consumertestName("e2e-ksub"), name: "inventory"}
+	s := &scenario{t: t, cp: cp, ctx: ctx, ns: uniqueKubeName("e2e-ksub"), name: "inventory"}
 	if err := kafkasubv1alpha1.AddToScheme(cp.scheme); err != nil {
 		t.Fatal(err)
 	}
@@ -250,8 +250,8 @@ func setUpScenario(t *testing.T, cp *controlPlane) *scenario {
 	return s
 }
 
-// consumertestName is a Kubernetes-safe unique name.
-func consumertestName(prefix string) string {
+// uniqueKubeName is a unique name that Kubernetes accepts for a namespace.
+func uniqueKubeName(prefix string) string {
 	return strings.ReplaceAll(consumertest.UniqueName(prefix), "_", "-")
 }
 

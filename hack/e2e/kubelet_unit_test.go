@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+)
+
+// These check the pure parts of the test kubelet; they need no server and always run.
+
+func TestRewritePath(t *testing.T) {
+	mounts := []string{"/etc/kafkasub/config", "/etc/kafkasub", "/tmp"} // longest first
+	dir := "/work/pod"
+	cases := []struct {
+		name, arg, want string
+		rewritten       bool
+	}{
+		{"A file under a mount moves under the pod's directory.", "/etc/kafkasub/config/config.yaml", "/work/pod/etc/kafkasub/config/config.yaml", true},
+		{"The mount path itself moves.", "/tmp", "/work/pod/tmp", true},
+		{"A --flag=path argument keeps its flag.", "--config=/etc/kafkasub/config/config.yaml", "--config=/work/pod/etc/kafkasub/config/config.yaml", true},
+		{"A path that only shares a prefix with a mount stays.", "/etc/kafkasubx/file", "/etc/kafkasubx/file", false},
+		{"A relative path stays.", "etc/kafkasub/config", "etc/kafkasub/config", false},
+		{"A word that is no path stays.", "consumer", "consumer", false},
+		{"A path outside every mount stays.", "/var/run/x", "/var/run/x", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := rewritePath(c.arg, mounts, dir)
+			if got != c.want || ok != c.rewritten {
+				t.Errorf("rewritePath(%q) = %q, %v; want %q, %v", c.arg, got, ok, c.want, c.rewritten)
+			}
+		})
+	}
+}
+
+func TestExpandVars(t *testing.T) {
+	env := map[string]string{"A": "1", "B_C": "two"}
+	cases := []struct{ name, in, want string }{
+		{"A known reference is replaced.", "$(A)", "1"},
+		{"Several references in one value are replaced.", "x-$(A)-$(B_C)", "x-1-two"},
+		{"An unknown reference stays as written.", "$(NOPE)", "$(NOPE)"},
+		{"A shell-style reference is not a Kubernetes one.", "$A ${A}", "$A ${A}"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := expandVars(c.in, env); got != c.want {
+				t.Errorf("expandVars(%q) = %q, want %q", c.in, got, c.want)
+			}
+		})
+	}
+}
+
+func TestWriteItems(t *testing.T) {
+	data := map[string][]byte{"config.yaml": []byte("a: 1\n"), "other": []byte("x")}
+
+	t.Run("Without items every key becomes a file.", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := writeItems(dir, data, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		for key, want := range data {
+			got, err := os.ReadFile(filepath.Join(dir, key))
+			if err != nil || string(got) != string(want) {
+				t.Errorf("%s: %q, %v; want %q", key, got, err, want)
+			}
+		}
+	})
+	t.Run("Items select keys and name their paths.", func(t *testing.T) {
+		dir := t.TempDir()
+		items := []corev1.KeyToPath{{Key: "config.yaml", Path: "sub/c.yaml"}}
+		if err := writeItems(dir, data, items, ptr.To[int32](0o444)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(dir, "sub", "c.yaml")); err != nil || string(got) != "a: 1\n" {
+			t.Errorf("sub/c.yaml: %q, %v", got, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "other")); !os.IsNotExist(err) {
+			t.Errorf("a key that no item names was written (stat: %v)", err)
+		}
+	})
+	t.Run("An item naming a missing key is an error naming it.", func(t *testing.T) {
+		err := writeItems(t.TempDir(), data, []corev1.KeyToPath{{Key: "nope", Path: "n"}}, nil)
+		if err == nil || !strings.Contains(err.Error(), `"nope"`) {
+			t.Errorf("got %v, want an error naming \"nope\"", err)
+		}
+	})
+}
