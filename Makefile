@@ -99,7 +99,7 @@ helm-test: ## Run the chart tests: Helm SDK render, values schema, server-side d
 KUBECTL ?= kubectl
 # The CRD and manager role come straight from config/crd and config/rbac (controller-gen
 # output), which config/default references as files.
-KUSTOMIZE_BUILD = $(KUBECTL) kustomize --load-restrictor=LoadRestrictionsNone
+KUSTOMIZE_BUILD = $(KUBECTL) kustomize
 DEPLOY_OVERLAY = bin/deploy-overlay
 
 .PHONY: install

@@ -18,7 +18,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
@@ -199,8 +198,8 @@ func dryRunApply(ctx context.Context, c client.Client, o *unstructured.Unstructu
 		client.FieldOwner(fieldOwner), client.ForceOwnership, client.DryRunAll)
 }
 
-// kustomizeBuild builds a kustomization under the repository root as
-// `kubectl kustomize --load-restrictor=LoadRestrictionsNone` (make deploy) does.
+// kustomizeBuild builds a kustomization under the repository root as `kubectl kustomize`
+// (and so `kubectl apply -k` and make deploy) does, with the default load restrictions.
 func kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
 	abs, err := filepath.Abs(filepath.Join(repoRoot, dir))
@@ -208,7 +207,6 @@ func kustomizeBuild(t *testing.T, dir string) []*unstructured.Unstructured {
 		t.Fatal(err)
 	}
 	opts := krusty.MakeDefaultOptions()
-	opts.LoadRestrictions = types.LoadRestrictionsNone
 	resMap, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), abs)
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
