@@ -64,9 +64,9 @@ if [ ${#need_k8s[@]} -gt 0 ]; then
   go mod edit -require "k8s.io/kubernetes@v${k8s_version}"
   gomod=$(go mod download -json "k8s.io/kubernetes@v${k8s_version}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   # Every staging module that k8s.io/kubernetes requires as v0.0.0 (a ./staging replace).
-  for m in $(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod" | sort -u); do
+  while read -r m; do
     go mod edit -replace "${m}=${m}@v0.${minor_patch}"
-  done
+  done < <(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$gomod" | sort -u)
   {
     echo "//go:build tools"
     echo "package tools"

@@ -58,8 +58,13 @@ resolve_jars() {
   </dependencies>
 </project>
 POM
-  mvn -B -q -Dstyle.color=never -f "$work/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$work/libs" >&2
+  if ! mvn -B -q -Dstyle.color=never -f "$work/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$work/libs" >"$work/mvn.log" 2>&1; then
+    log "mvn could not resolve the jars:"
+    cat "$work/mvn.log" >&2
+    rm -rf "$work"
+    exit 1
+  fi
   mkdir -p "$(dirname "$cache")"
   rm -rf "$cache.tmp"
   mv "$work/libs" "$cache.tmp"

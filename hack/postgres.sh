@@ -16,7 +16,7 @@ log() { echo "postgres: $*" >&2; }
 
 bindir() {
   local d
-  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r) ; do
+  for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
     [ -x "$d/initdb" ] && { echo "$d"; return 0; }
   done
   command -v initdb >/dev/null && { dirname "$(command -v initdb)"; return 0; }
