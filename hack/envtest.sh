@@ -21,6 +21,7 @@ minor_patch=${api_version#v0.}                                         # 37.2
 k8s_version="1.${minor_patch}"                                         # 1.37.2
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kafkasub/envtest/${k8s_version}"
 bins=(kube-apiserver etcd kube-controller-manager kube-scheduler)
+SETUP_ENVTEST_VERSION=${SETUP_ENVTEST_VERSION:-v0.25.1}  # pinned, matches controller-runtime
 
 complete() {
   local b
@@ -41,7 +42,7 @@ mkdir -p "$work/bin"
 #    the controller-manager and scheduler are built below either way.
 if [ "${KAFKASUB_ENVTEST_NO_DOWNLOAD:-}" = "" ]; then
   log "trying setup-envtest for ${k8s_version}"
-  if dir=$(cd "$root" && GOFLAGS=-mod=mod timeout 120 go run sigs.k8s.io/controller-runtime/tools/setup-envtest@release-0.23 \
+  if dir=$(cd "$root" && GOFLAGS=-mod=mod timeout 120 go run sigs.k8s.io/controller-runtime/tools/setup-envtest@"${SETUP_ENVTEST_VERSION}" \
         use "${k8s_version}" --bin-dir "$work/setup" -p path 2>/dev/null) && [ -x "$dir/kube-apiserver" ]; then
     cp "$dir/kube-apiserver" "$dir/etcd" "$work/bin/"
     log "setup-envtest provided kube-apiserver and etcd"
