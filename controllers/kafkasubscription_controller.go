@@ -34,7 +34,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -122,13 +121,15 @@ func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconci
 		}
 	}()
 
-	missing, err := r.missingSecrets(ctx, ksub)
+	missing, versions, err := r.observeSecrets(ctx, ksub)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	obs.MissingSecrets = missing
 
-	desired, err := BuildDesired(ksub, r.Options)
+	opts := r.Options
+	opts.SecretVersions = versions
+	desired, err := BuildDesired(ksub, opts)
 	if err != nil {
 		// A spec change triggers the next reconcile; retrying cannot help.
 		obs.InvalidSpec = err
@@ -250,9 +251,11 @@ func (r *KafkaSubscriptionReconciler) deleteStalePDB(ctx context.Context, ksub *
 	return nil
 }
 
-// missingSecrets returns the referenced Secrets that do not exist, looking at metadata only.
-func (r *KafkaSubscriptionReconciler) missingSecrets(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription) ([]SecretUse, error) {
+// observeSecrets returns the referenced Secrets that do not exist and the resourceVersions
+// of those that do, looking at metadata only.
+func (r *KafkaSubscriptionReconciler) observeSecrets(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription) ([]SecretUse, map[string]string, error) {
 	var missing []SecretUse
+	versions := map[string]string{}
 	for _, use := range ReferencedSecrets(ksub) {
 		m := &metav1.PartialObjectMetadata{}
 		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
@@ -261,10 +264,12 @@ func (r *KafkaSubscriptionReconciler) missingSecrets(ctx context.Context, ksub *
 		case apierrors.IsNotFound(err):
 			missing = append(missing, use)
 		case err != nil:
-			return nil, fmt.Errorf("look up Secret %s: %w", use.Name, err)
+			return nil, nil, fmt.Errorf("look up Secret %s: %w", use.Name, err)
+		default:
+			versions[use.Name] = m.ResourceVersion
 		}
 	}
-	return missing, nil
+	return missing, versions, nil
 }
 
 // writeStatus computes the status and writes it only when it changed, with an event when
@@ -319,7 +324,7 @@ func secretNames(obj client.Object) []string {
 }
 
 // SetupWithManager registers the controller: it watches KafkaSubscriptions, the children
-// they own, and the metadata of Secrets (a Secret created or deleted requeues every
+// they own, and the metadata of Secrets (a Secret created, changed or deleted requeues every
 // subscription in its namespace that references it).
 func (r *KafkaSubscriptionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &kafkasubv1alpha1.KafkaSubscription{}, secretIndex, secretNames); err != nil {
@@ -337,8 +342,9 @@ func (r *KafkaSubscriptionReconciler) SetupWithManager(ctx context.Context, mgr 
 		}
 		return reqs
 	})
-	// Only a Secret's existence matters, so updates are ignored.
-	existence := predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
+	// A Secret's existence and its resourceVersion matter (a change rolls the pods); a
+	// resync that changes nothing is ignored.
+	changed := predicate.ResourceVersionChangedPredicate{}
 
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kafkasubv1alpha1.KafkaSubscription{}).
@@ -346,7 +352,7 @@ func (r *KafkaSubscriptionReconciler) SetupWithManager(ctx context.Context, mgr 
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
-		WatchesMetadata(&corev1.Secret{}, secretToSubscriptions, builder.WithPredicates(existence)).
+		WatchesMetadata(&corev1.Secret{}, secretToSubscriptions, builder.WithPredicates(changed)).
 		Named(ControllerName).
 		Complete(r)
 }

@@ -311,6 +311,33 @@ var _ = Describe("KafkaSubscription controller", func() {
 		}).Should(Succeed())
 	})
 
+	It("rolls the pods when a referenced Secret changes, without reading its value into the Deployment", func() {
+		createSecret("shop-db", map[string]string{"dsn": dsnValue})
+		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())
+		var configHash, secretsVersion string
+		Eventually(func(g Gomega) {
+			a := getDeployment(g, "inventory").Spec.Template.Annotations
+			configHash, secretsVersion = a[AnnotationConfigHash], a[AnnotationSecretsVersion]
+			g.Expect(configHash).NotTo(BeEmpty())
+			g.Expect(secretsVersion).NotTo(BeEmpty())
+		}).Should(Succeed())
+
+		rotated := "postgres://shop:rotated-password@db.shop:5432/shop"
+		s := &corev1.Secret{}
+		Expect(k8sClient.Get(ctx, key("shop-db"), s)).To(Succeed())
+		s.Data = map[string][]byte{"dsn": []byte(rotated)}
+		Expect(k8sClient.Update(ctx, s)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			d := getDeployment(g, "inventory")
+			g.Expect(d.Spec.Template.Annotations[AnnotationSecretsVersion]).NotTo(Equal(secretsVersion))
+			g.Expect(d.Spec.Template.Annotations[AnnotationConfigHash]).To(Equal(configHash))
+			raw, err := json.Marshal(d)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(string(raw)).NotTo(ContainSubstring("rotated-password"))
+		}).Should(Succeed())
+	})
+
 	It("scales to zero when suspended, with reason Suspended, and drops the PodDisruptionBudget", func() {
 		createSecret("shop-db", map[string]string{"dsn": dsnValue})
 		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())

@@ -65,6 +65,11 @@ const (
 	// AnnotationConfigHash on the pod template is the SHA-256 of the consumer config file;
 	// a change of config changes it and so rolls the pods.
 	AnnotationConfigHash = "kafkasub.io/config-hash"
+	// AnnotationSecretsVersion on the pod template is a hash of the resourceVersions of the
+	// referenced Secrets: a pod reads secretKeyRef env only when it starts, so a changed
+	// Secret (a rotated DSN or password) rolls the pods. The operator sees the versions
+	// through a metadata-only watch; it never reads a Secret's value.
+	AnnotationSecretsVersion = "kafkasub.io/secrets-version"
 )
 
 // Paths and names inside a consumer pod.
@@ -108,6 +113,28 @@ var DefaultConsumerImage = "kafkasub:dev"
 type BuildOptions struct {
 	// ConsumerImage is used when spec.template.image is empty.
 	ConsumerImage string
+	// SecretVersions are the resourceVersions of the referenced Secrets that exist, by
+	// name (the reconciler fills them in per subscription). When set, their hash is the pod
+	// annotation AnnotationSecretsVersion.
+	SecretVersions map[string]string
+}
+
+// SecretsVersion hashes Secret resourceVersions by name into the value of
+// AnnotationSecretsVersion; "" when there are none.
+func SecretsVersion(versions map[string]string) string {
+	if len(versions) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(versions))
+	for n := range versions {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	for _, n := range names {
+		fmt.Fprintf(h, "%s=%s\n", n, versions[n])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Desired is every child object of one KafkaSubscription, as the operator applies it.
@@ -317,6 +344,9 @@ func buildDeployment(ksub *kafkasubv1alpha1.KafkaSubscription, opts BuildOptions
 		podAnnotations[k] = v
 	}
 	podAnnotations[AnnotationConfigHash] = hash
+	if v := SecretsVersion(opts.SecretVersions); v != "" {
+		podAnnotations[AnnotationSecretsVersion] = v
+	}
 
 	volumes := []corev1.Volume{
 		{Name: configVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{

@@ -516,3 +516,35 @@ func TestPodTemplatePassThrough(t *testing.T) {
 		t.Errorf("pod spec does not carry the template: %+v", ps)
 	}
 }
+
+func TestSecretsVersionAnnotation(t *testing.T) {
+	annotation := func(versions map[string]string) (string, bool) {
+		d, err := BuildDesired(testSubscription(), BuildOptions{SecretVersions: versions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := d.Deployment.Spec.Template.Annotations[AnnotationSecretsVersion]
+		return v, ok
+	}
+	if v, ok := annotation(nil); ok {
+		t.Errorf("without Secret versions the pod template has %s=%q; want no annotation", AnnotationSecretsVersion, v)
+	}
+	first, ok := annotation(map[string]string{"shop-db": "100", "kafka-user": "7"})
+	if !ok || first == "" {
+		t.Fatalf("with Secret versions the pod template has no %s annotation", AnnotationSecretsVersion)
+	}
+	if again, _ := annotation(map[string]string{"kafka-user": "7", "shop-db": "100"}); again != first {
+		t.Errorf("the same versions gave %q and %q; the annotation must not depend on map order", first, again)
+	}
+	if rotated, _ := annotation(map[string]string{"shop-db": "101", "kafka-user": "7"}); rotated == first {
+		t.Errorf("a changed Secret resourceVersion left the annotation at %q; the pods would not roll", first)
+	}
+	d, err := BuildDesired(testSubscription(), BuildOptions{SecretVersions: map[string]string{"shop-db": "100"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := mustBuild(t, testSubscription())
+	if d.ConfigHash != plain.ConfigHash {
+		t.Errorf("Secret versions changed the config hash (%s != %s); only the secrets annotation may change", d.ConfigHash, plain.ConfigHash)
+	}
+}
