@@ -14,6 +14,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -48,19 +49,10 @@ func TestServerSideDryRun(t *testing.T) {
 		t.Skip("KUBEBUILDER_ASSETS is not set: run `KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./charts/` " +
 			"(make helm-test) to validate every rendered object against a real kube-apiserver")
 	}
-	env := &envtest.Environment{
+	_, cfg := startEnvtest(t, &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, CRDSourceDir)},
 		CRDs:                  []*apiextensionsv1.CustomResourceDefinition{serviceMonitorCRD()},
 		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting envtest: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping envtest: %v", err)
-		}
 	})
 	warnings := &warningRecorder{}
 	cfg.WarningHandlerWithContext = warnings
@@ -267,4 +259,19 @@ func (w *warningRecorder) take() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.msgs)
+}
+
+// startEnvtest starts env (a real kube-apiserver and etcd) and stops it when the test ends.
+func startEnvtest(t *testing.T, env *envtest.Environment) (*envtest.Environment, *rest.Config) {
+	t.Helper()
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting envtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping envtest: %v", err)
+		}
+	})
+	return env, cfg
 }

@@ -36,16 +36,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		t.Skip("KUBEBUILDER_ASSETS is not set: run `KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./charts/` " +
 			"(make helm-test) to install the chart into a real kube-apiserver")
 	}
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting envtest: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping envtest: %v", err)
-		}
-	})
+	env, cfg := startEnvtest(t, &envtest.Environment{})
 	scheme, err := controllers.Scheme()
 	if err != nil {
 		t.Fatal(err)

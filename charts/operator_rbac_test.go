@@ -39,16 +39,7 @@ func TestOperatorRunsWithTheChartsRBAC(t *testing.T) {
 		t.Skip("KUBEBUILDER_ASSETS is not set: run `KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./charts/` " +
 			"(make helm-test) to run the operator with the chart's RBAC")
 	}
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting envtest: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping envtest: %v", err)
-		}
-	})
+	env, cfg := startEnvtest(t, &envtest.Environment{})
 	scheme, err := controllers.Scheme()
 	if err != nil {
 		t.Fatal(err)
