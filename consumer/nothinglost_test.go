@@ -139,20 +139,7 @@ func nothingLost(t *testing.T, kafka func(testing.TB, int32, ...string) []string
 	// First run: a separate process with tiny batches, killed once it is under way.
 	cfg := consumertest.Config(brokers, topic, dlq, driver, "")
 	cfg.Batch.MaxMessages = 3
-	data, err := cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), consumer.ConfigFileName)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envConsumerProcess+"="+path, consumer.EnvDatabaseDSN+"="+dsn)
-	cmd.Stderr = testWriter{t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := startConsumerProcess(t, cfg, dsn)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if n := len(consumertest.ReadTopic(t, brokers, dlq, 0, 0)); n >= 20 {
@@ -240,20 +227,7 @@ func TestSIGTERMCommitsAndExitsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, "")
-	data, err := cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), consumer.ConfigFileName)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envConsumerProcess+"="+path, consumer.EnvDatabaseDSN+"="+dsn)
-	cmd.Stderr = testWriter{t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := startConsumerProcess(t, cfg, dsn)
 	db, err := consumer.OpenDatabase(consumer.DriverSQLite, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -287,4 +261,25 @@ func TestSIGTERMCommitsAndExitsCleanly(t *testing.T) {
 			t.Fatalf("partition %d committed offset %+v after SIGTERM, want 100 (everything processed)", part, b)
 		}
 	}
+}
+
+// startConsumerProcess writes cfg to a config file as the operator would and starts this
+// test binary as a separate consumer process on it, with dsn in the environment.
+func startConsumerProcess(t *testing.T, cfg *consumer.Config, dsn string) *exec.Cmd {
+	t.Helper()
+	data, err := cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), consumer.ConfigFileName)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envConsumerProcess+"="+path, consumer.EnvDatabaseDSN+"="+dsn)
+	cmd.Stderr = testWriter{t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd
 }
