@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"gorm.io/gorm"
 
 	"github.com/kafkasub/kafkasub/consumer"
 	"github.com/kafkasub/kafkasub/consumer/consumertest"
@@ -258,7 +259,7 @@ func BenchmarkPipelineWithoutDatabase(b *testing.B) {
 			once.Do(func() { close(done) })
 		}
 	}, consumer.EventProcessed, consumer.EventDeadLettered)
-	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+	h := consumer.HandlerFunc(func(ctx context.Context, _ *gorm.DB, m *consumer.Message) error {
 		u, err := inventory.Decode(m.Value)
 		if err != nil {
 			return err

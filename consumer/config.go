@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kafkasub/kafkasub/consumer/offsetstore"
 )
 
 // This file is the one contract between the operator and the consumer pods: the operator
@@ -147,12 +149,17 @@ type DatabaseConfig struct {
 	Driver string `json:"driver"`
 	// Migrate runs the handler's migrations on start.
 	Migrate bool `json:"migrate,omitempty"`
+	// OffsetTable is the runtime's table of applied offsets, created on start
+	// (default kafkasub_offsets).
+	OffsetTable string `json:"offsetTable,omitempty"`
 }
 
 // BatchConfig bounds how many consecutive messages of a partition are processed together.
 type BatchConfig struct {
-	MaxMessages int      `json:"maxMessages"`
-	MaxWait     Duration `json:"maxWait"`
+	// MaxMessages caps a batch; a batch is what is already fetched, up to this many.
+	MaxMessages int `json:"maxMessages"`
+	// MaxWait, when set, waits up to this long for a batch to fill (default: no wait).
+	MaxWait Duration `json:"maxWait,omitempty"`
 }
 
 // Default fills every unset field with its default. It never overwrites a set field.
@@ -172,8 +179,8 @@ func (c *Config) Default() {
 	if c.Batch.MaxMessages == 0 {
 		c.Batch.MaxMessages = 500
 	}
-	if c.Batch.MaxWait.Duration == 0 {
-		c.Batch.MaxWait.Duration = 50 * time.Millisecond
+	if c.Database.OffsetTable == "" {
+		c.Database.OffsetTable = offsetstore.DefaultTable
 	}
 	if c.HealthAddr == "" {
 		c.HealthAddr = DefaultHealthAddr
@@ -254,6 +261,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Batch.MaxMessages < 1 {
 		bad("batch.maxMessages", "must be >= 1, got %d", c.Batch.MaxMessages)
+	}
+	if c.Batch.MaxWait.Duration < 0 {
+		bad("batch.maxWait", "must not be negative, got %s", c.Batch.MaxWait.Duration)
+	}
+	if t := c.Database.OffsetTable; t != "" && !offsetstore.ValidTable(t) {
+		bad("database.offsetTable", "%q must be a plain SQL identifier (letters, digits, _; at most 63)", t)
 	}
 	return errors.Join(errs...)
 }

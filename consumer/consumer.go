@@ -23,6 +23,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
+
+	"github.com/kafkasub/kafkasub/consumer/offsetstore"
 )
 
 // Option changes how New builds a consumer.
@@ -89,11 +91,13 @@ type Consumer struct {
 	metrics *metrics
 	handler Handler
 
-	db        *gorm.DB
-	ownDB     bool
-	group     sarama.ConsumerGroup
-	producer  sarama.SyncProducer
-	saramaCfg *sarama.Config
+	db          *gorm.DB
+	ownDB       bool
+	store       *offsetstore.Store
+	group       sarama.ConsumerGroup
+	producer    sarama.SyncProducer
+	deadLetters *deadLetterWriter
+	saramaCfg   *sarama.Config
 
 	running   atomic.Bool
 	joined    atomic.Bool
@@ -170,6 +174,7 @@ func New(cfg *Config, opts ...Option) (*Consumer, error) {
 		monitor:   o.monitor,
 		metrics:   m,
 		saramaCfg: sc,
+		store:     offsetstore.New(cp.Database.OffsetTable),
 		busySince: map[int32]time.Time{},
 	}, nil
 }
@@ -319,6 +324,9 @@ func (c *Consumer) connect(ctx context.Context) error {
 		{"database", func() error { return c.checkDatabase(ctx) }},
 		{"dead-letter producer", func() (err error) {
 			c.producer, err = sarama.NewSyncProducer(c.cfg.Kafka.BootstrapServers, c.saramaCfg)
+			if err == nil {
+				c.deadLetters = newDeadLetterWriter(c.producer, c.cfg.DeadLetter.Topic, c.saramaCfg.Producer.MaxMessageBytes)
+			}
 			return err
 		}},
 		{"consumer group", func() (err error) {
@@ -348,13 +356,20 @@ func (c *Consumer) connect(ctx context.Context) error {
 	return nil
 }
 
-// checkDatabase pings the database and runs the handler's migrations when configured.
+// checkDatabase pings the database, creates the offset store's table (the runtime's own
+// migration, always run) and runs the handler's migrations when configured.
 func (c *Consumer) checkDatabase(ctx context.Context) error {
+	if c.db == nil {
+		return nil
+	}
 	if err := PingDatabase(ctx, c.db, 5*time.Second); err != nil {
 		c.setDBUp(false)
 		return err
 	}
 	c.setDBUp(true)
+	if err := c.store.Migrate(ctx, c.db); err != nil {
+		return fmt.Errorf("create the offset table %s (database.offsetTable): %w", c.store.Table(), ClassifyDatabaseError(err))
+	}
 	if m, ok := c.handler.(Migrator); ok && c.cfg.Database.Migrate {
 		if err := m.Migrate(ctx); err != nil {
 			return ClassifyDatabaseError(err)

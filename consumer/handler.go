@@ -29,32 +29,43 @@ type Message struct {
 }
 
 // Handler is the business code of a subscription. The runtime hands it consecutive
-// messages of one partition, in offset order, as a batch.
+// messages of one partition, in offset order, as a batch, with the database transaction
+// the batch's outcome is committed in.
+//
+// The transaction: tx is open on the subscription's database (nil when the handler was
+// registered without one). Write through tx only, and do not commit or roll it back: the
+// runtime commits it after it has advanced the partition's stored offset in the same
+// transaction (and had every dead letter of the batch acknowledged), so a batch is applied
+// exactly once even when a member is frozen and resumes, two members race on a partition
+// or the process is killed between the write and the offset commit.
 //
 // HandleBatch returns either a batch error or one result per message:
-//   - err != nil: nothing in the batch can be trusted as done; the runtime retries the whole
-//     batch with backoff (a PermanentError here dead-letters the whole batch, so prefer
-//     per-message results for permanent problems). Delivery is at least once: a handler must
-//     tolerate seeing a message again (the inventory handler sets, it never adds).
-//   - err == nil: results has len(msgs) entries; results[i] is nil when msgs[i] is durably
-//     applied, a PermanentError when msgs[i] must go to the dead-letter topic. A result that
-//     is not permanent is treated as a transient batch error.
+//   - err == nil: results has len(msgs) entries; results[i] is nil when msgs[i] is applied,
+//     a PermanentError when msgs[i] can never be (it goes to the dead-letter topic). A
+//     message with a permanent result must not have changed the database; the runtime makes
+//     sure of it by rolling the batch back and calling HandleBatch again without it.
+//   - a transient err (TransientError, or any error that is not permanent): the runtime
+//     rolls back, pauses the partition and retries the batch with backoff.
+//   - a permanent err: the runtime rolls back and narrows the batch down (halves, down to
+//     single messages) until the message that causes it is found; only that one is
+//     dead-lettered. A panic is treated the same way, with class HandlerPanic.
 //
-// The runtime marks the offsets only after HandleBatch returned and every dead-letter
-// write was acknowledged.
+// ctx ends when the handler timeout passes or the consumer's group session ends; the
+// transaction is then rolled back and the messages come again.
 type Handler interface {
-	HandleBatch(ctx context.Context, msgs []*Message) (results []error, err error)
+	HandleBatch(ctx context.Context, tx *gorm.DB, msgs []*Message) (results []error, err error)
 }
 
 // HandlerFunc adapts a one-message function to Handler: messages are handled one after
-// the other; the first transient error stops the batch and is returned as the batch error.
-type HandlerFunc func(ctx context.Context, msg *Message) error
+// the other in the batch's transaction; the first error that is not permanent stops the
+// batch and is returned as the batch error.
+type HandlerFunc func(ctx context.Context, tx *gorm.DB, msg *Message) error
 
 // HandleBatch implements Handler.
-func (f HandlerFunc) HandleBatch(ctx context.Context, msgs []*Message) ([]error, error) {
+func (f HandlerFunc) HandleBatch(ctx context.Context, tx *gorm.DB, msgs []*Message) ([]error, error) {
 	results := make([]error, len(msgs))
 	for i, m := range msgs {
-		err := f(ctx, m)
+		err := f(ctx, tx, m)
 		if err != nil && !IsPermanent(err) {
 			return nil, err
 		}

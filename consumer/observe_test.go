@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"gorm.io/gorm"
 
 	"github.com/kafkasub/kafkasub/consumer"
 	"github.com/kafkasub/kafkasub/consumer/consumertest"
@@ -163,7 +164,7 @@ func TestRetriesExhaustedDeadLettersTheMessage(t *testing.T) {
 	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
 	cfg.Retry.MaxAttempts = 3
 	cfg.Batch.MaxWait.Duration = 200 * time.Millisecond // let the three arrive as one batch
-	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+	h := consumer.HandlerFunc(func(ctx context.Context, _ *gorm.DB, m *consumer.Message) error {
 		if string(m.Value) == "stuck" {
 			return consumer.Transient(consumer.ClassDatabaseUnavailable, fmt.Errorf("database is away"))
 		}
@@ -199,7 +200,7 @@ func TestAHandlerPanicIsDeadLettered(t *testing.T) {
 	dsn, _ := seededSQLite(t)
 	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
 	cfg.Batch.MaxWait.Duration = 200 * time.Millisecond // let the three arrive as one batch
-	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+	h := consumer.HandlerFunc(func(ctx context.Context, _ *gorm.DB, m *consumer.Message) error {
 		if string(m.Value) == "boom" {
 			panic("boom")
 		}
@@ -238,7 +239,7 @@ func TestGracefulShutdownCommitsWhatWasProcessed(t *testing.T) {
 
 	var seen []int64
 	var mu sync.Mutex
-	h := consumer.HandlerFunc(func(ctx context.Context, m *consumer.Message) error {
+	h := consumer.HandlerFunc(func(ctx context.Context, _ *gorm.DB, m *consumer.Message) error {
 		mu.Lock()
 		seen = append(seen, m.Offset)
 		mu.Unlock()

@@ -52,7 +52,7 @@ func benchHandleBatch(b *testing.B, bk backend) {
 			batch[i] = &consumer.Message{Value: fmt.Appendf(nil, `{"product_code": "P-%05d", "inventory_count": %d}`, n%1000, n)}
 			n++
 		}
-		results, err := h.HandleBatch(ctx, batch)
+		results, err := h.HandleBatch(ctx, db, batch)
 		if err != nil {
 			b.Fatal(err)
 		}

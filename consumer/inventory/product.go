@@ -7,7 +7,10 @@ package inventory
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -24,7 +27,7 @@ const Topic = "inventory_management_product_updates"
 // Product is a row of the e-commerce database's products table.
 type Product struct {
 	ID        uint      `gorm:"primaryKey"`
-	Code      string    `gorm:"size:64;not null;uniqueIndex"`
+	Code      string    `gorm:"size:64;not null;uniqueIndex"` // size: MaxCodeLength
 	Name      string    `gorm:"size:255;not null"`
 	Inventory int64     `gorm:"not null;default:0"`
 	CreatedAt time.Time `gorm:"not null"`
@@ -86,4 +89,22 @@ func Insert(ctx context.Context, db *gorm.DB, products []Product) error {
 		return fmt.Errorf("insert products: %w", consumer.ClassifyDatabaseError(err))
 	}
 	return nil
+}
+
+// MaxCodeLength is the longest product code, in characters (the code column's size).
+const MaxCodeLength = 64
+
+// ValidCodeFormat reports whether code can name a products row at all: not blank, valid
+// UTF-8 without control characters, at most MaxCodeLength characters. The service looks
+// up only such codes, so that a database never sees a code it cannot represent.
+func ValidCodeFormat(code string) bool {
+	if strings.TrimSpace(code) == "" || !utf8.ValidString(code) || utf8.RuneCountInString(code) > MaxCodeLength {
+		return false
+	}
+	for _, r := range code {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -156,7 +156,7 @@ FROM json_each(?) AS j WHERE products.code = j.key RETURNING code`
 
 const postgresSetInventories = `UPDATE products AS p SET inventory = v.inventory, updated_at = $3
 FROM unnest($1::text[], $2::bigint[]) AS v(code, inventory)
-WHERE p.code = v.code RETURNING p.code`
+WHERE p.code = v.code RETURNING v.code`
 
 func (r *Repository) setPostgres(ctx context.Context, order []string, last map[string]int64, now time.Time, updated map[string]bool) error {
 	inv := make([]int64, len(order))

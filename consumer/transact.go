@@ -1,0 +1,296 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/kafkasub/kafkasub/consumer/offsetstore"
+)
+
+var (
+	// errAlreadyApplied is the result of a message at or below the stored offset: an
+	// earlier life of this consumer or another member applied it; nothing is done again.
+	errAlreadyApplied = errors.New("already applied")
+	// errGap: the stored offset is below what this claim has settled, which a live owner of
+	// the partition never sees; the claim ends, and the next session starts over.
+	errGap = Permanentf(ClassUnclassified, "the stored offset is behind this claim's position")
+	// errStore wraps a failure to read or advance the stored offset (not a message's fault).
+	errStore = errors.New("offset store")
+)
+
+// transact brings msgs to an outcome in one database transaction:
+//
+//  1. messages at or below the partition's stored offset are skipped (errAlreadyApplied);
+//  2. the stored offset is advanced to the batch's last offset, provided nobody moved it
+//     (offsetstore.Advance; a moved offset is read again and the batch trimmed);
+//  3. the handler applies the rest; when it gives a message a permanent result, the
+//     transaction is rolled back and done again without that message, so a dead-lettered
+//     message never changes the database;
+//  4. the dead letters are written and acknowledged, then the transaction commits.
+//
+// rejected, when given, holds a permanent error per message: those are dead-lettered and
+// the handler is not called for them. A crash after the dead letters are acknowledged and
+// before the commit writes them again on redelivery; nothing else is done twice.
+func (cl *claim) transact(ctx context.Context, msgs []*Message, rejected []error) ([]error, error) {
+	c := cl.c
+	ctx, cancel := context.WithTimeout(ctx, c.opts.handlerTimeout)
+	defer cancel()
+	if c.db == nil { // no database: at least once, nothing to fence with
+		results, err := cl.apply(ctx, nil, msgs, rejected)
+		if err == nil {
+			err = cl.writeDeadLetters(ctx, msgs, results) // those the handler rejected just now
+		}
+		if err != nil {
+			return nil, err
+		}
+		clear(cl.deadLettered)
+		return results, nil
+	}
+	for range 3 {
+		if err := cl.load(ctx); err != nil {
+			return nil, err
+		}
+		skip := 0
+		for skip < len(msgs) && msgs[skip].Offset <= cl.stored {
+			skip++
+		}
+		results := make([]error, len(msgs))
+		for i := range skip {
+			results[i] = errAlreadyApplied
+		}
+		if skip == len(msgs) {
+			return results, nil
+		}
+		if cl.floor > cl.stored {
+			if cl.started {
+				c.log.Error("The stored offset is behind this claim's position; ending the claim",
+					"partition", cl.key.Partition, "stored", cl.stored, "position", cl.floor+1)
+				return nil, errGap
+			}
+			// The group's committed offset is ahead of the store (offsets reset by hand, a
+			// database restored from a backup): the group's position wins.
+			c.log.Warn("The group's committed offset is ahead of the stored offset; starting at the group's position",
+				"partition", cl.key.Partition, "stored", cl.stored, "position", cl.floor+1)
+			cl.floor = offsetstore.None
+		}
+		todo := msgs[skip:]
+		var todoRejected []error
+		if rejected != nil {
+			todoRejected = rejected[skip:]
+		}
+		out, err := cl.inTransaction(ctx, todo, todoRejected)
+		if errors.Is(err, offsetstore.ErrMoved) {
+			cl.stored = unknownOffset // another member moved it: read it again
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		copy(results[skip:], out)
+		return results, nil
+	}
+	return nil, Transient(ClassDatabaseUnavailable, fmt.Errorf("%w: the stored offset of %s kept moving", errStore, cl.key))
+}
+
+// load reads the stored offset if the claim does not know it.
+func (cl *claim) load(ctx context.Context) error {
+	if cl.stored != unknownOffset {
+		return nil
+	}
+	c := cl.c
+	got, err := c.store.Load(ctx, c.db, cl.key.Group, cl.key.Topic, []int32{cl.key.Partition})
+	if err != nil {
+		return fmt.Errorf("%w: read the stored offset of %s: %w", errStore, cl.key, ClassifyDatabaseError(err))
+	}
+	cl.stored = got[cl.key.Partition]
+	return nil
+}
+
+// inTransaction is one transaction over msgs (all above the stored offset).
+func (cl *claim) inTransaction(ctx context.Context, msgs []*Message, rejected []error) ([]error, error) {
+	c := cl.c
+	first, last := msgs[0].Offset, msgs[len(msgs)-1].Offset
+	if rejected == nil {
+		rejected = make([]error, len(msgs))
+	}
+	for {
+		tx := c.db.WithContext(ctx).Begin()
+		if tx.Error != nil {
+			return nil, ClassifyDatabaseError(tx.Error)
+		}
+		results, err := func() ([]error, error) {
+			if err := c.store.Advance(ctx, tx, cl.key, cl.floor, first, last, time.Now().UTC()); err != nil {
+				if errors.Is(err, offsetstore.ErrMoved) {
+					return nil, err
+				}
+				return nil, fmt.Errorf("%w: advance the stored offset of %s: %w", errStore, cl.key, ClassifyDatabaseError(err))
+			}
+			return cl.apply(ctx, tx, msgs, rejected)
+		}()
+		if err != nil || hasNew(results, rejected) {
+			if rerr := tx.Rollback().Error; rerr != nil && err == nil {
+				err = ClassifyDatabaseError(rerr)
+			}
+			if err != nil {
+				return nil, err
+			}
+			rejected = results // again, without the messages the handler rejected
+			continue
+		}
+		if err := ClassifyDatabaseError(tx.Commit().Error); err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
+		cl.stored, cl.floor = last, last
+		for off := range cl.deadLettered {
+			if off <= last {
+				delete(cl.deadLettered, off)
+			}
+		}
+		return results, nil
+	}
+}
+
+// hasNew reports whether results rejects a message that rejected did not.
+func hasNew(results, rejected []error) bool {
+	for i, r := range results {
+		if r != nil && rejected[i] == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// apply calls the handler on the messages rejected does not reject and, if it accepts
+// them all, writes the dead letters of the rejected ones. The results are rejected's
+// errors plus the handler's new permanent ones; a new one means the caller must roll back
+// and apply again without it.
+func (cl *claim) apply(ctx context.Context, tx *gorm.DB, msgs []*Message, rejected []error) ([]error, error) {
+	results := make([]error, len(msgs))
+	var good []*Message
+	var at []int
+	for i, m := range msgs {
+		if rejected != nil && rejected[i] != nil {
+			results[i] = rejected[i]
+			continue
+		}
+		good = append(good, m)
+		at = append(at, i)
+	}
+	if len(good) > 0 {
+		out, err := cl.call(ctx, tx, good)
+		if err != nil {
+			return nil, err
+		}
+		fresh := false
+		for k, r := range out {
+			if r != nil {
+				results[at[k]] = r
+				fresh = true
+			}
+		}
+		if fresh {
+			return results, nil
+		}
+	}
+	if err := cl.writeDeadLetters(ctx, msgs, results); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// call is one HandleBatch call with its results normalised: a permanent batch error or a
+// panic comes back as a permanent error (narrow then finds its message), a result that is
+// not permanent as a transient batch error.
+func (cl *claim) call(ctx context.Context, tx *gorm.DB, msgs []*Message) (results []error, err error) {
+	c := cl.c
+	p := cl.key.Partition
+	c.busyMu.Lock()
+	c.busySince[p] = time.Now()
+	c.busyMu.Unlock()
+	defer func() {
+		c.busyMu.Lock()
+		delete(c.busySince, p)
+		c.busyMu.Unlock()
+		if r := recover(); r != nil {
+			c.log.Error("Handler panicked", "panic", r, "partition", p, "offset", msgs[0].Offset,
+				"messages", len(msgs), "stack", string(debug.Stack()))
+			results, err = nil, Permanentf(ClassHandlerPanic, "handler panicked: %v", r)
+		}
+	}()
+	results, err = c.handler.HandleBatch(ctx, tx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != len(msgs) {
+		return nil, Transient(ClassUnclassified, fmt.Errorf("handler returned %d results for %d messages", len(results), len(msgs)))
+	}
+	for _, r := range results {
+		if r != nil && !IsPermanent(r) {
+			return nil, r
+		}
+	}
+	return results, nil
+}
+
+// deadLetterOnly dead-letters msgs with reason, recording them in the offset store. With
+// withoutStore, a database that is unreachable does not hold them up: they are written to
+// the dead-letter topic and the partition moves on in Kafka only (retries exhausted while
+// the database is down).
+func (cl *claim) deadLetterOnly(ctx context.Context, msgs []*Message, reason error, withoutStore bool) ([]error, error) {
+	rejected := make([]error, len(msgs))
+	for i := range rejected {
+		rejected[i] = reason
+	}
+	results, err := cl.transact(ctx, msgs, rejected)
+	if err == nil || !withoutStore || ClassOf(err) != ClassDatabaseUnavailable || ctx.Err() != nil {
+		return results, err
+	}
+	if err := cl.writeDeadLetters(ctx, msgs, rejected); err != nil {
+		return nil, err
+	}
+	return rejected, nil
+}
+
+// writeDeadLetters writes a dead letter for every message with a result and waits for the
+// acknowledgements; a letter acknowledged before (an earlier attempt of the batch) is not
+// written again.
+func (cl *claim) writeDeadLetters(ctx context.Context, msgs []*Message, results []error) error {
+	c := cl.c
+	var todo []*Message
+	var letters []DeadLetter
+	for i, m := range msgs {
+		if results[i] == nil || cl.deadLettered[m.Offset] {
+			continue
+		}
+		todo = append(todo, m)
+		letters = append(letters, DeadLetter{
+			OriginalTopic:     m.Topic,
+			OriginalPartition: m.Partition,
+			OriginalOffset:    m.Offset,
+			OriginalTimestamp: m.Timestamp,
+			ConsumerGroup:     c.cfg.Kafka.ConsumerGroup,
+			Subscription:      c.cfg.Subscription,
+			ErrorClass:        ClassOf(results[i]),
+			ErrorMessage:      results[i].Error(),
+			Attempts:          cl.attempt,
+		})
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	acked, err := c.deadLetters.Write(ctx, todo, letters)
+	n := 0
+	for i, ok := range acked {
+		if ok {
+			cl.deadLettered[todo[i].Offset] = true
+			n++
+		}
+	}
+	c.metrics.deadLetterWrites.Add(float64(n))
+	return err
+}
