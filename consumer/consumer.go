@@ -23,6 +23,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	"github.com/kafkasub/kafkasub/consumer/offsetstore"
 )
@@ -187,25 +188,68 @@ func (c *Consumer) Config() *Config { return c.cfg }
 
 // Ready reports what /readyz reports: the consumer joined its group, the database answers
 // and no partition is waiting to retry a transient failure.
-func (c *Consumer) Ready() bool {
-	return c.joined.Load() && c.dbUp.Load() && c.retrying.Load() == 0
-}
+func (c *Consumer) Ready() bool { return allPass(c.readinessChecks()) }
 
-// Healthy reports what /healthz reports: Run's loop is running and no handler call has
-// been stuck for longer than the stall timeout.
-func (c *Consumer) Healthy() bool {
-	if !c.running.Load() {
-		return false
-	}
-	c.busyMu.Lock()
-	defer c.busyMu.Unlock()
-	for _, since := range c.busySince {
-		if time.Since(since) > c.opts.stallTimeout {
+func allPass(checks map[string]healthz.Checker) bool {
+	for _, check := range checks {
+		if check(nil) != nil {
 			return false
 		}
 	}
 	return true
 }
+
+// livenessChecks are the named checks of /healthz: a failing one means the process should
+// be restarted.
+func (c *Consumer) livenessChecks() map[string]healthz.Checker {
+	return map[string]healthz.Checker{
+		"loop": func(*http.Request) error {
+			if !c.running.Load() {
+				return errors.New("the consumer loop is not running")
+			}
+			return nil
+		},
+		"handler-not-stalled": func(*http.Request) error {
+			c.busyMu.Lock()
+			defer c.busyMu.Unlock()
+			for p, since := range c.busySince {
+				if d := time.Since(since); d > c.opts.stallTimeout {
+					return fmt.Errorf("the handler has been busy with partition %d for %s (stall timeout %s)", p, d.Round(time.Second), c.opts.stallTimeout)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// readinessChecks are the named checks of /readyz: a failing one means the consumer is
+// not making progress now (and says why).
+func (c *Consumer) readinessChecks() map[string]healthz.Checker {
+	return map[string]healthz.Checker{
+		"group": func(*http.Request) error {
+			if !c.joined.Load() {
+				return errors.New("not joined to the consumer group")
+			}
+			return nil
+		},
+		"database": func(*http.Request) error {
+			if !c.dbUp.Load() {
+				return errors.New("the database does not answer")
+			}
+			return nil
+		},
+		"not-retrying": func(*http.Request) error {
+			if n := c.retrying.Load(); n > 0 {
+				return fmt.Errorf("%d partition(s) retrying after a transient failure", n)
+			}
+			return nil
+		},
+	}
+}
+
+// Healthy reports what /healthz reports: Run's loop is running and no handler call has
+// been stuck for longer than the stall timeout.
+func (c *Consumer) Healthy() bool { return allPass(c.livenessChecks()) }
 
 // HealthAddr and MetricsAddr return the addresses the endpoints listen on once Run has
 // started them ("" before, or without HTTP).
@@ -422,25 +466,11 @@ func (c *Consumer) setDBUp(up bool) {
 
 func (c *Consumer) serveHTTP() ([]*http.Server, error) {
 	health := http.NewServeMux()
-	health.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !c.Healthy() {
-			http.Error(w, "consumer loop is not alive", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	health.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case !c.joined.Load():
-			http.Error(w, "not joined to the consumer group", http.StatusServiceUnavailable)
-		case !c.dbUp.Load():
-			http.Error(w, "database does not answer", http.StatusServiceUnavailable)
-		case c.retrying.Load() > 0:
-			http.Error(w, "retrying after a transient failure", http.StatusServiceUnavailable)
-		default:
-			_, _ = w.Write([]byte("ok\n"))
-		}
-	})
+	for path, checks := range map[string]map[string]healthz.Checker{"/healthz": c.livenessChecks(), "/readyz": c.readinessChecks()} {
+		h := http.StripPrefix(path, &healthz.Handler{Checks: checks})
+		health.Handle(path, h)     // all checks; ?verbose lists them
+		health.Handle(path+"/", h) // one check by name, e.g. /readyz/database, with its reason
+	}
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("/metrics", c.metrics.handler())
 

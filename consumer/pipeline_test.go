@@ -147,13 +147,19 @@ func headerMap(hs []*sarama.RecordHeader) map[string]string {
 
 func httpStatus(t *testing.T, url string) int {
 	t.Helper()
+	code, _ := httpGet(t, url)
+	return code
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 func inventoryOf(t *testing.T, db *gorm.DB, code string) int64 {
@@ -298,11 +304,14 @@ func runMission(t *testing.T, kafka func(testing.TB, int32, ...string) []string,
 		off := send(fmt.Sprintf(`{"product_code": %q, "inventory_count": 99}`, e.first.Code))
 		e.run.out.waitFor(t, "two retries", 60*time.Second, func() bool { return e.run.out.retries >= retriesBefore+2 })
 		deadline := time.Now().Add(30 * time.Second)
-		for httpStatus(t, health+"/readyz") != http.StatusServiceUnavailable {
+		for httpStatus(t, health+"/readyz") == http.StatusOK {
 			if time.Now().After(deadline) {
 				t.Fatal("/readyz stayed 200 while the database was down")
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+		if code, body := httpGet(t, health+"/readyz/database"); code == http.StatusOK || !strings.Contains(body, "the database does not answer") {
+			t.Errorf("/readyz/database is %d %q during the outage, want a failure naming the database", code, body)
 		}
 		if e.run.c.Ready() {
 			t.Error("Ready() is true while the database is down")

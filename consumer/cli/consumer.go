@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/kafkasub/kafkasub/consumer"
 	_ "github.com/kafkasub/kafkasub/consumer/inventory" // registers inventory.product-updates
@@ -28,6 +30,8 @@ func NewConsumerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The health endpoints log failed checks through controller-runtime's logger.
+			ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 			cfg, err := consumer.Load(configPath, nil)
 			if err != nil {
 				return err
