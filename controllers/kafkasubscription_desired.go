@@ -198,8 +198,9 @@ func ConsumerConfig(ksub *kafkasubv1alpha1.KafkaSubscription) (*consumer.Config,
 		DeadLetter: consumer.DeadLetterConfig{Topic: string(spec.DeadLetter.Topic)},
 		Retry:      consumer.RetryConfig{MaxAttempts: int(spec.Retry.MaxAttempts)},
 		Database: consumer.DatabaseConfig{
-			Driver:  string(spec.Database.Driver),
-			Migrate: spec.Database.Migrate,
+			Driver:      string(spec.Database.Driver),
+			Migrate:     spec.Database.Migrate,
+			OffsetTable: spec.Database.OffsetTable,
 		},
 		SentryEnabled: spec.ErrorReporting != nil && spec.ErrorReporting.Sentry != nil,
 	}

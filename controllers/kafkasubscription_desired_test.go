@@ -113,6 +113,7 @@ func TestConsumerConfig(t *testing.T) {
 			modify: func(k *kafkasubv1alpha1.KafkaSubscription) {
 				k.Spec.Retry.MaxAttempts = 7
 				k.Spec.Database.Migrate = true
+				k.Spec.Database.OffsetTable = "shop_offsets"
 			},
 			check: func(t *testing.T, c *consumer.Config) {
 				if c.Handler != "inventory.product-updates" || c.Kafka.Topic != "inventory_management_product_updates" ||
@@ -122,7 +123,7 @@ func TestConsumerConfig(t *testing.T) {
 				if c.Retry.MaxAttempts != 7 || c.Retry.InitialBackoff.Duration != time.Second || c.Retry.MaxBackoff.Duration != time.Minute {
 					t.Errorf("retry = %+v", c.Retry)
 				}
-				if c.Database.Driver != "postgres" || !c.Database.Migrate {
+				if c.Database.Driver != "postgres" || !c.Database.Migrate || c.Database.OffsetTable != "shop_offsets" {
 					t.Errorf("database = %+v", c.Database)
 				}
 			},

@@ -245,6 +245,14 @@ type Database struct {
 	// migrate runs the handler's schema migrations when a consumer starts.
 	// +optional
 	Migrate bool `json:"migrate,omitempty"`
+	// offsetTable is the table in which the consumers keep the last offset applied per
+	// consumer group, topic and partition, written in the same transaction as the
+	// handler's rows (this is what makes a batch apply exactly once). The consumers create
+	// it at start whatever migrate says; kafkasub_offsets when empty.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",message="offsetTable must be a plain SQL identifier: letters, digits and '_', not starting with a digit"
+	OffsetTable string `json:"offsetTable,omitempty"`
 }
 
 // SentryReporting sends consumer errors to Sentry.

@@ -339,6 +339,12 @@ func TestValidationRules(t *testing.T) {
 		{"An unknown database driver is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, "oracle", spec("database", "driver")...)
 		}, `spec.database.driver: Unsupported value: "oracle"`},
+		{"An offset table that is not a plain SQL identifier is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "offsets; drop table products", spec("database", "offsetTable")...)
+		}, "offsetTable must be a plain SQL identifier"},
+		{"An offset table of letters, digits and '_' is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "orders_kafka_offsets", spec("database", "offsetTable")...)
+		}, ""},
 		{"A database without a DSN Secret is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			unstructured.RemoveNestedField(u.Object, spec("database", "dsnSecretRef")...)
 		}, "spec.database.dsnSecretRef: Required value"},
