@@ -30,7 +30,7 @@ var backends = []backend{
 		`ALTER TABLE products ADD CONSTRAINT inventory_limit CHECK (inventory <= 1000)`},
 }
 
-func seeded(t *testing.T, b backend, opts ...consumer.DatabaseOption) (*gorm.DB, []inventory.Product) {
+func seeded(t testing.TB, b backend, opts ...consumer.DatabaseOption) (*gorm.DB, []inventory.Product) {
 	t.Helper()
 	db, err := consumer.OpenDatabase(b.driver, b.dsn(t), opts...)
 	if err != nil {

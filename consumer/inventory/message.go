@@ -236,6 +236,8 @@ const (
 	MsgInventoryCountInteger  = "Inventory count must be an integer"
 	MsgInventoryCountNegative = "Inventory count must be greater than or equal to 0"
 	MsgInventoryCountTooLarge = "Inventory count must be less than or equal to 9223372036854775807"
+	MsgProductCodeTooLong     = "Product code is too long (maximum is 64 characters)"
+	MsgProductCodeInvalid     = "Product code is invalid (control characters and invalid UTF-8 name no product)"
 )
 
 // MsgProductCodeUnknown is the message for a product code with no product.
@@ -251,6 +253,8 @@ func Validate(u *ProductUpdate, exists func(code string) bool) (Change, error) {
 	var c Change
 	if u.ProductCode == nil || strings.TrimSpace(*u.ProductCode) == "" {
 		msgs = append(msgs, MsgProductCodeBlank)
+	} else if problem := CodeFormatProblem(*u.ProductCode); problem != "" {
+		msgs = append(msgs, problem) // such a code names no row: it is not looked up
 	} else {
 		c.Code = *u.ProductCode
 		if !exists(c.Code) {

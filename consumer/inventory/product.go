@@ -94,17 +94,28 @@ func Insert(ctx context.Context, db *gorm.DB, products []Product) error {
 // MaxCodeLength is the longest product code, in characters (the code column's size).
 const MaxCodeLength = 64
 
-// ValidCodeFormat reports whether code can name a products row at all: not blank, valid
-// UTF-8 without control characters, at most MaxCodeLength characters. The service looks
-// up only such codes, so that a database never sees a code it cannot represent.
-func ValidCodeFormat(code string) bool {
-	if strings.TrimSpace(code) == "" || !utf8.ValidString(code) || utf8.RuneCountInString(code) > MaxCodeLength {
-		return false
+// CodeFormatProblem returns what makes code unable to name a products row ("" when
+// nothing does): more than MaxCodeLength characters, invalid UTF-8 or a control character
+// (a NUL, which some drivers cut the string at, among them). The validator rejects such a
+// code before any statement sees it, so the validator and the SQL never disagree about
+// which row a code names. A blank code is the validator's own rule.
+func CodeFormatProblem(code string) string {
+	switch {
+	case !utf8.ValidString(code):
+		return MsgProductCodeInvalid
+	case utf8.RuneCountInString(code) > MaxCodeLength:
+		return MsgProductCodeTooLong
 	}
 	for _, r := range code {
-		if unicode.IsControl(r) {
-			return false
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return MsgProductCodeInvalid
 		}
 	}
-	return true
+	return ""
+}
+
+// ValidCodeFormat reports whether code can name a products row at all (not blank, no
+// CodeFormatProblem). The service looks up only such codes.
+func ValidCodeFormat(code string) bool {
+	return strings.TrimSpace(code) != "" && CodeFormatProblem(code) == ""
 }
