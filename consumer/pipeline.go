@@ -174,6 +174,11 @@ type claim struct {
 	deadLettered map[int64]bool
 	// attempt is the current attempt of the batch in flight (1-based), for dead letters.
 	attempt int
+	// tailFrom is the offset before the claim's first message (unknownOffset until the
+	// stored offset is known); tailChecked: the dead-letter topic's tail has been read for
+	// letters of (tailFrom, tailFrom+batch.maxMessages] (deadletter_tail.go).
+	tailFrom    int64
+	tailChecked bool
 }
 
 func (c *Consumer) newClaim(s sarama.ConsumerGroupSession, sc sarama.ConsumerGroupClaim, stored int64) *claim {
@@ -181,13 +186,23 @@ func (c *Consumer) newClaim(s sarama.ConsumerGroupSession, sc sarama.ConsumerGro
 	if off := sc.InitialOffset(); off >= 0 {
 		floor = off - 1
 	}
-	return &claim{
+	cl := &claim{
 		c:            c,
 		sess:         s,
 		key:          offsetstore.Key{Group: c.cfg.Kafka.ConsumerGroup, Topic: sc.Topic(), Partition: sc.Partition()},
 		stored:       stored,
 		floor:        floor,
 		deadLettered: map[int64]bool{},
+		tailFrom:     unknownOffset,
+	}
+	cl.noteStart()
+	return cl
+}
+
+// noteStart records where the claim starts once the stored offset is known.
+func (cl *claim) noteStart() {
+	if cl.tailFrom == unknownOffset && cl.stored != unknownOffset {
+		cl.tailFrom = max(cl.stored, cl.floor)
 	}
 }
 

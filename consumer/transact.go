@@ -108,6 +108,7 @@ func (cl *claim) load(ctx context.Context) error {
 		return fmt.Errorf("%w: read the stored offset of %s: %w", errStore, cl.key, ClassifyDatabaseError(err))
 	}
 	cl.stored = got[cl.key.Partition]
+	cl.noteStart()
 	return nil
 }
 
@@ -261,6 +262,19 @@ func (cl *claim) deadLetterOnly(ctx context.Context, msgs []*Message, reason err
 // written again.
 func (cl *claim) writeDeadLetters(ctx context.Context, msgs []*Message, results []error) error {
 	c := cl.c
+	if c.db != nil && !cl.tailChecked && cl.tailFrom != unknownOffset {
+		limit := cl.tailFrom + int64(c.cfg.Batch.MaxMessages)
+		for i, m := range msgs {
+			if results[i] == nil {
+				continue
+			}
+			if m.Offset <= limit { // an earlier life may have written it before it crashed
+				cl.checkDeadLetterTail(ctx, cl.tailFrom, limit)
+			}
+			cl.tailChecked = true
+			break
+		}
+	}
 	var todo []*Message
 	var letters []DeadLetter
 	for i, m := range msgs {

@@ -268,3 +268,48 @@ func rewindGroup(t *testing.T, brokers []string, group, topic string, offset int
 		t.Fatalf("the group's offset is %d after the rewind, want %d", next, offset)
 	}
 }
+
+// TestADeadLetterWrittenBeforeACrashIsNotWrittenAgain: the dead-letter topic already holds
+// the letter of a message past the stored offset (the last life crashed after the letter
+// was acknowledged and before its transaction committed); the next claim finds it in the
+// topic's tail and does not write it again. A letter of another consumer group does not
+// count.
+func TestADeadLetterWrittenBeforeACrashIsNotWrittenAgain(t *testing.T) {
+	dsn := consumertest.SQLiteDSN(t)
+	topic := consumertest.UniqueName("crashed")
+	dlq := topic + ".dlq"
+	brokers := consumertest.Kfake(t, 1, topic, dlq)
+	producer := consumertest.Producer(t, brokers)
+	cfg := consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, dsn)
+	consumertest.Produce(t, producer, topic, "ok", "bad", "ok", "bad")
+	for _, d := range []consumer.DeadLetter{
+		{OriginalTopic: topic, OriginalPartition: 0, OriginalOffset: 1, ConsumerGroup: cfg.Kafka.ConsumerGroup, ErrorClass: consumer.ClassValidationFailed},
+		{OriginalTopic: topic, OriginalPartition: 0, OriginalOffset: 3, ConsumerGroup: "another-group", ErrorClass: consumer.ClassValidationFailed},
+	} {
+		hs := consumer.HeadersToSarama(d.Headers())
+		if _, _, err := producer.SendMessage(&sarama.ProducerMessage{Topic: dlq, Value: sarama.StringEncoder("bad"), Headers: hs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := consumer.HandlerFunc(func(ctx context.Context, tx *gorm.DB, m *consumer.Message) error {
+		if string(m.Value) == "bad" {
+			return consumer.Permanentf(consumer.ClassValidationFailed, "bad")
+		}
+		return nil
+	})
+	r := startConsumer(t, cfg, consumer.WithHandler(h))
+	for off, want := range []consumer.EventType{consumer.EventProcessed, consumer.EventDeadLettered, consumer.EventProcessed, consumer.EventDeadLettered} {
+		if ev := r.out.outcome(t, 0, int64(off)); ev.Type != want {
+			t.Fatalf("offset %d: %s, want %s", off, ev.Type, want)
+		}
+	}
+	recs := consumertest.ReadTopic(t, brokers, dlq, 3, 10*time.Second)
+	var offsets []int64
+	for _, rec := range recs {
+		d, _ := consumer.ParseDeadLetter(consumer.HeadersFromSarama(rec.Headers))
+		offsets = append(offsets, d.OriginalOffset)
+	}
+	if len(recs) != 3 || offsets[2] != 3 {
+		t.Fatalf("dead letters for offsets %v, want [1 3 3]: offset 1's letter was there, offset 3's was another group's", offsets)
+	}
+}
