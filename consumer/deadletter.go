@@ -1,9 +1,11 @@
 package consumer
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/IBM/sarama"
 )
@@ -24,6 +26,12 @@ const (
 	HeaderAttempts          = HeaderPrefix + "attempts"
 )
 
+// MaxHeaderValueBytes caps each header value above: a longer one (in practice an error
+// message that repeats the payload) is cut on a UTF-8 boundary and ends in
+// "… (cut, N bytes)", N being its full length, so the reasons cannot make a dead letter
+// larger than the topic takes.
+const MaxHeaderValueBytes = 1024
+
 // IsDeadLetterHeader reports whether key is one of the headers the runtime adds (a replay
 // drops them and keeps the original headers).
 func IsDeadLetterHeader(key string) bool { return strings.HasPrefix(key, HeaderPrefix) }
@@ -41,19 +49,33 @@ type DeadLetter struct {
 	Attempts          int
 }
 
-// Headers returns d as record headers.
+// Headers returns d as record headers, each value capped at MaxHeaderValueBytes.
 func (d DeadLetter) Headers() []Header {
 	return []Header{
-		{HeaderOriginalTopic, []byte(d.OriginalTopic)},
+		{HeaderOriginalTopic, capHeaderValue(d.OriginalTopic)},
 		{HeaderOriginalPartition, []byte(strconv.FormatInt(int64(d.OriginalPartition), 10))},
 		{HeaderOriginalOffset, []byte(strconv.FormatInt(d.OriginalOffset, 10))},
 		{HeaderOriginalTimestamp, []byte(d.OriginalTimestamp.UTC().Format(time.RFC3339Nano))},
-		{HeaderConsumerGroup, []byte(d.ConsumerGroup)},
-		{HeaderSubscription, []byte(d.Subscription)},
-		{HeaderErrorClass, []byte(d.ErrorClass)},
-		{HeaderErrorMessage, []byte(d.ErrorMessage)},
+		{HeaderConsumerGroup, capHeaderValue(d.ConsumerGroup)},
+		{HeaderSubscription, capHeaderValue(d.Subscription)},
+		{HeaderErrorClass, capHeaderValue(string(d.ErrorClass))},
+		{HeaderErrorMessage, capHeaderValue(d.ErrorMessage)},
 		{HeaderAttempts, []byte(strconv.Itoa(d.Attempts))},
 	}
+}
+
+// capHeaderValue returns s, or when it is longer than MaxHeaderValueBytes, its start cut
+// on a UTF-8 boundary and marked with its full length.
+func capHeaderValue(s string) []byte {
+	if len(s) <= MaxHeaderValueBytes {
+		return []byte(s)
+	}
+	mark := fmt.Sprintf("… (cut, %d bytes)", len(s))
+	n := MaxHeaderValueBytes - len(mark)
+	for i := 0; i < utf8.UTFMax-1 && !utf8.RuneStart(s[n]); i++ {
+		n--
+	}
+	return []byte(s[:n] + mark)
 }
 
 // ParseDeadLetter reads the runtime's headers from a dead-lettered record's headers and
