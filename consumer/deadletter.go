@@ -1,7 +1,10 @@
 package consumer
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +34,17 @@ const (
 // "… (cut, N bytes)", N being its full length, so the reasons cannot make a dead letter
 // larger than the topic takes.
 const MaxHeaderValueBytes = 1024
+
+// Headers the runtime adds to a dead letter it cut to fit the dead-letter topic's
+// max.message.bytes. A cut letter keeps a prefix of the value (and of the key, when the key
+// alone is too large); the hashes let an operator match it with the original record.
+const (
+	HeaderValueCut            = HeaderPrefix + "value-cut"                // the original value's size in bytes
+	HeaderOriginalValueSHA256 = HeaderPrefix + "original-value-sha256"    // hex SHA-256 of the original value
+	HeaderHeadersDropped      = HeaderPrefix + "original-headers-dropped" // how many original headers were left off
+	HeaderKeyCut              = HeaderPrefix + "key-cut"                  // the original key's size in bytes
+	HeaderOriginalKeySHA256   = HeaderPrefix + "original-key-sha256"      // hex SHA-256 of the original key
+)
 
 // IsDeadLetterHeader reports whether key is one of the headers the runtime adds (a replay
 // drops them and keeps the original headers).
@@ -136,25 +150,120 @@ func HeadersToSarama(hs []Header) []sarama.RecordHeader {
 	return out
 }
 
-// deadLetterMessage builds the dead-letter record for msg: original key, value and
-// headers, then the runtime's headers.
-func deadLetterMessage(topic string, msg *Message, d DeadLetter) *sarama.ProducerMessage {
-	headers := make([]Header, 0, len(msg.Headers)+9)
-	for _, h := range msg.Headers {
-		if !IsDeadLetterHeader(h.Key) { // a replayed record carries no stale reasons
-			headers = append(headers, h)
+// recordBatchOverhead is the size of a record batch's header (format v2): a broker
+// compares max.message.bytes with the whole batch, header included.
+const recordBatchOverhead = 61
+
+// deadLetterRecord builds the dead-letter record for msg: original key, value and headers,
+// then the runtime's headers. When sarama's size estimate of the record (ByteSize, an upper
+// bound of its encoded size) exceeds budget, it is cut until it fits, in this order: the
+// value to a prefix (HeaderValueCut, HeaderOriginalValueSHA256); then the original headers
+// left off (HeaderHeadersDropped); then the key to its first MaxHeaderValueBytes
+// (HeaderKeyCut, HeaderOriginalKeySHA256). Only runtime headers larger than budget leave it
+// too large.
+func deadLetterRecord(topic string, msg *Message, d DeadLetter, budget int) *sarama.ProducerMessage {
+	original := originalHeaders(msg.Headers)
+	reasons := d.Headers()
+	if pm, ok := fitRecord(topic, msg.Key, msg.Value, slices.Concat(original, reasons), budget); ok {
+		return pm
+	}
+	if len(original) > 0 {
+		reasons = append(reasons, Header{HeaderHeadersDropped, []byte(strconv.Itoa(len(original)))})
+		if pm, ok := fitRecord(topic, msg.Key, msg.Value, reasons, budget); ok {
+			return pm
 		}
 	}
-	headers = append(headers, d.Headers()...)
-	pm := &sarama.ProducerMessage{
-		Topic:   topic,
-		Headers: HeadersToSarama(headers),
+	key := msg.Key
+	if len(key) > MaxHeaderValueBytes {
+		reasons = append(reasons, keyCutHeaders(key)...)
+		key = cut(key, MaxHeaderValueBytes)
+		if pm, ok := fitRecord(topic, key, msg.Value, reasons, budget); ok {
+			return pm
+		}
 	}
-	if msg.Key != nil {
-		pm.Key = sarama.ByteEncoder(msg.Key)
+	return newRecord(topic, key, cut(msg.Value, 0), append(reasons, valueCutHeaders(msg.Value)...))
+}
+
+// smallestDeadLetterRecord is the last form of msg's dead letter, for a topic that refused
+// the one deadLetterRecord built (its limit is lower than the writer was told): the key
+// when it is at most MaxHeaderValueBytes long, no value, no original headers.
+func smallestDeadLetterRecord(topic string, msg *Message, d DeadLetter) *sarama.ProducerMessage {
+	reasons := d.Headers()
+	if n := len(originalHeaders(msg.Headers)); n > 0 {
+		reasons = append(reasons, Header{HeaderHeadersDropped, []byte(strconv.Itoa(n))})
 	}
-	if msg.Value != nil {
-		pm.Value = sarama.ByteEncoder(msg.Value)
+	key := msg.Key
+	if len(key) > MaxHeaderValueBytes {
+		reasons = append(reasons, keyCutHeaders(key)...)
+		key = cut(key, 0)
+	}
+	return newRecord(topic, key, cut(msg.Value, 0), append(reasons, valueCutHeaders(msg.Value)...))
+}
+
+// fitRecord returns the record with the whole value when it fits budget, else with as much
+// of the value as fits and the headers saying it was cut; false when key and headers alone
+// do not fit.
+func fitRecord(topic string, key, value []byte, headers []Header, budget int) (*sarama.ProducerMessage, bool) {
+	if pm := newRecord(topic, key, value, headers); pm.ByteSize(2) <= budget {
+		return pm, true
+	}
+	headers = slices.Concat(headers, valueCutHeaders(value))
+	room := budget - newRecord(topic, key, cut(value, 0), headers).ByteSize(2)
+	if room < 0 {
+		return nil, false
+	}
+	return newRecord(topic, key, cut(value, room), headers), true
+}
+
+// originalHeaders returns hs without runtime headers: a replayed record carries no stale
+// reasons.
+func originalHeaders(hs []Header) []Header {
+	out := make([]Header, 0, len(hs))
+	for _, h := range hs {
+		if !IsDeadLetterHeader(h.Key) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// valueCutHeaders are the headers of a record whose value was cut; none for an empty
+// value, which nothing can cut.
+func valueCutHeaders(value []byte) []Header {
+	if len(value) == 0 {
+		return nil
+	}
+	sum := sha256.Sum256(value)
+	return []Header{
+		{HeaderValueCut, []byte(strconv.Itoa(len(value)))},
+		{HeaderOriginalValueSHA256, []byte(hex.EncodeToString(sum[:]))},
+	}
+}
+
+func keyCutHeaders(key []byte) []Header {
+	sum := sha256.Sum256(key)
+	return []Header{
+		{HeaderKeyCut, []byte(strconv.Itoa(len(key)))},
+		{HeaderOriginalKeySHA256, []byte(hex.EncodeToString(sum[:]))},
+	}
+}
+
+// cut returns the first n bytes of b (all of b when it is shorter); nil stays nil, so a
+// tombstone stays a tombstone and a cut value never becomes one.
+func cut(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	return b[:n:n]
+}
+
+func newRecord(topic string, key, value []byte, headers []Header) *sarama.ProducerMessage {
+	pm := &sarama.ProducerMessage{Topic: topic, Headers: HeadersToSarama(headers)}
+	if key != nil {
+		pm.Key = sarama.ByteEncoder(key)
+	}
+	if value != nil {
+		pm.Value = sarama.ByteEncoder(value)
 	}
 	return pm
 }
