@@ -369,7 +369,11 @@ func (c *Consumer) connect(ctx context.Context) error {
 		{"dead-letter producer", func() (err error) {
 			c.producer, err = sarama.NewSyncProducer(c.cfg.Kafka.BootstrapServers, c.saramaCfg)
 			if err == nil {
-				c.deadLetters = newDeadLetterWriter(c.producer, c.cfg.DeadLetter.Topic, c.saramaCfg.Producer.MaxMessageBytes)
+				limit, lerr := deadLetterLimit(c.cfg.Kafka.BootstrapServers, c.saramaCfg, c.cfg.DeadLetter.Topic)
+				if lerr != nil {
+					c.log.Warn("Cannot read the dead-letter topic's size limit; assuming one", "limit", limit, "error", lerr)
+				}
+				c.deadLetters = newDeadLetterWriter(c.producer, c.cfg.DeadLetter.Topic, limit)
 			}
 			return err
 		}},

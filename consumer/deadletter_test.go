@@ -14,6 +14,15 @@ import (
 	"github.com/IBM/sarama"
 )
 
+// For deadletter_writer_test.go, which is in package consumer_test to use consumertest.
+var (
+	NewDeadLetterWriter = newDeadLetterWriter
+	DeadLetterLimit     = deadLetterLimit
+)
+
+// RecordBatchOverhead is recordBatchOverhead, for deadletter_writer_test.go.
+const RecordBatchOverhead = recordBatchOverhead
+
 func TestCapHeaderValue(t *testing.T) {
 	cases := []struct {
 		name, in string

@@ -5,11 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/IBM/sarama"
 )
+
+// fallbackMessageLimit is the dead-letter topic's limit assumed when neither the topic's
+// max.message.bytes nor the broker's message.max.bytes can be read: a little under Kafka's
+// default of 1048588.
+const fallbackMessageLimit = 1_000_000
 
 // deadLetterWriter writes dead letters to the dead-letter topic and waits for the
 // acknowledgements. No letter is refused forever for its size: each is cut to fit maxBytes
@@ -18,7 +24,7 @@ import (
 type deadLetterWriter struct {
 	p        sarama.SyncProducer
 	topic    string
-	maxBytes int // the largest record batch the topic takes
+	maxBytes int // the largest record batch the topic takes (deadLetterLimit)
 
 	// mu keeps Writes from overlapping: the producer would put letters of concurrent Writes
 	// into one record batch, which the topic may refuse for its size.
@@ -177,4 +183,54 @@ func isSizeRefusal(err error) bool {
 	var ce sarama.ConfigurationError
 	return errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrMessageSetSizeTooLarge) ||
 		errors.As(err, &ce) && strings.Contains(string(ce), "MaxMessageBytes")
+}
+
+// deadLetterLimit returns the largest record batch the writer may send to topic: the
+// smaller of the producer's Producer.MaxMessageBytes and the topic's max.message.bytes, or
+// when that cannot be read, the broker's message.max.bytes, or when neither can,
+// fallbackMessageLimit. A non-nil error says why a fallback was taken.
+func deadLetterLimit(brokers []string, cfg *sarama.Config, topic string) (int, error) {
+	producerMax := cfg.Producer.MaxMessageBytes
+	admin, err := sarama.NewClusterAdmin(brokers, cfg)
+	if err != nil {
+		return min(producerMax, fallbackMessageLimit), fmt.Errorf("read max.message.bytes of %s: %w", topic, err)
+	}
+	defer func() { _ = admin.Close() }()
+	limit, err := readConfigInt(admin, sarama.ConfigResource{Type: sarama.TopicResource, Name: topic}, "max.message.bytes")
+	if err == nil {
+		return min(producerMax, limit), nil
+	}
+	err = fmt.Errorf("read max.message.bytes of topic %s: %w", topic, err)
+	brokerList, _, derr := admin.DescribeCluster()
+	if derr == nil && len(brokerList) == 0 {
+		derr = errors.New("no brokers")
+	}
+	if derr != nil {
+		return min(producerMax, fallbackMessageLimit), fmt.Errorf("%w; describe the cluster: %w", err, derr)
+	}
+	id := strconv.Itoa(int(brokerList[0].ID()))
+	limit, berr := readConfigInt(admin, sarama.ConfigResource{Type: sarama.BrokerResource, Name: id}, "message.max.bytes")
+	if berr != nil {
+		return min(producerMax, fallbackMessageLimit), fmt.Errorf("%w; read message.max.bytes of broker %s: %w", err, id, berr)
+	}
+	return min(producerMax, limit), err
+}
+
+// readConfigInt reads one positive integer config of a resource.
+func readConfigInt(admin sarama.ClusterAdmin, r sarama.ConfigResource, name string) (int, error) {
+	r.ConfigNames = []string{name}
+	entries, err := admin.DescribeConfig(r)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		if e.Name == name {
+			n, err := strconv.Atoi(e.Value)
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("%s is %q, not a positive integer", name, e.Value)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("%s is not among the configs the broker returned", name)
 }
