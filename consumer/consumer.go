@@ -374,6 +374,7 @@ func (c *Consumer) connect(ctx context.Context) error {
 					c.log.Warn("Cannot read the dead-letter topic's size limit; assuming one", "limit", limit, "error", lerr)
 				}
 				c.deadLetters = newDeadLetterWriter(c.producer, c.cfg.DeadLetter.Topic, limit)
+				c.deadLetters.log = c.log
 			}
 			return err
 		}},

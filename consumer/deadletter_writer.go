@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,8 @@ type deadLetterWriter struct {
 	p        sarama.SyncProducer
 	topic    string
 	maxBytes int // the largest record batch the topic takes (deadLetterLimit)
+	// log, when set, gets a warning for every letter written cut.
+	log *slog.Logger
 
 	// mu keeps Writes from overlapping: the producer would put letters of concurrent Writes
 	// into one record batch, which the topic may refuse for its size.
@@ -85,7 +88,31 @@ func (w *deadLetterWriter) Write(ctx context.Context, msgs []*Message, letters [
 		}
 		todo = again
 	}
+	w.logCuts(msgs, recs, acked)
 	return acked, w.failure(failed)
+}
+
+// logCuts warns about each acknowledged letter that was written cut, naming what was cut.
+func (w *deadLetterWriter) logCuts(msgs []*Message, recs []*sarama.ProducerMessage, acked []bool) {
+	if w.log == nil {
+		return
+	}
+	for i, rec := range recs {
+		if !acked[i] {
+			continue
+		}
+		var cut []any
+		for _, h := range rec.Headers {
+			switch k := string(h.Key); k {
+			case HeaderValueCut, HeaderHeadersDropped, HeaderKeyCut:
+				cut = append(cut, k, string(h.Value))
+			}
+		}
+		if len(cut) > 0 {
+			w.log.Warn("Dead letter written cut: it would exceed the dead-letter topic's max.message.bytes",
+				append([]any{"topic", w.topic, "limit", w.maxBytes, "partition", msgs[i].Partition, "offset", msgs[i].Offset}, cut...)...)
+		}
+	}
 }
 
 // chunks splits todo into batches whose records, by sarama's estimate, fit one record batch

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"gorm.io/gorm"
 
 	"github.com/kafkasub/kafkasub/consumer"
 	"github.com/kafkasub/kafkasub/consumer/consumertest"
@@ -459,4 +460,41 @@ func TestADeadLetterWriteFailureIsRetriedAndNothingIsMarkedMeanwhile(t *testing.
 	if len(recs) < 1 || string(recs[0].Value) != "this is no good" {
 		t.Fatalf("dead-letter topic holds %d records, want the message", len(recs))
 	}
+}
+
+// TestAnOversizedDeadLetterDoesNotBlockItsPartition: a 200 KiB message whose error repeats
+// the whole value (the dead letter would be twice the message) goes to a dead-letter topic
+// of 64 KiB: it is written cut, and the message after it is processed.
+func TestAnOversizedDeadLetterDoesNotBlockItsPartition(t *testing.T) {
+	eachBroker(t, func(t *testing.T, brokers []string) {
+		topic := consumertest.UniqueName("big")
+		consumertest.CreateTopics(t, brokers, 1, topic)
+		dlq := createDLQ(t, brokers, topicLimit)
+		big := "x" + strings.Repeat("y", 200<<10)
+		consumertest.Produce(t, consumertest.Producer(t, brokers), topic, "ok", big, "ok too")
+		h := consumer.HandlerFunc(func(ctx context.Context, _ *gorm.DB, m *consumer.Message) error {
+			if strings.HasPrefix(string(m.Value), "x") {
+				return consumer.Permanentf(consumer.ClassValidationFailed, "value %s is not acceptable", m.Value)
+			}
+			return nil
+		})
+		dsn, _ := seededSQLite(t)
+		cfg := consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, dsn)
+		r := startConsumer(t, cfg, consumer.WithHandler(h))
+		for off, want := range []consumer.EventType{consumer.EventProcessed, consumer.EventDeadLettered, consumer.EventProcessed} {
+			if ev := r.out.outcome(t, 0, int64(off)); ev.Type != want {
+				t.Fatalf("offset %d: %s (%v), want %s", off, ev.Type, ev.Err, want)
+			}
+		}
+		recs := consumertest.ReadTopic(t, brokers, dlq, 1, 10*time.Second)
+		if len(recs) != 1 {
+			t.Fatalf("dead-letter topic has %d records, want 1", len(recs))
+		}
+		if got := headerOf(recs[0], consumer.HeaderValueCut); got != strconv.Itoa(len(big)) {
+			t.Errorf("%s = %q, want the original size %d", consumer.HeaderValueCut, got, len(big))
+		}
+		if msg := headerOf(recs[0], consumer.HeaderErrorMessage); len(msg) > 2<<10 || !strings.Contains(msg, "cut") {
+			t.Errorf("error-message header of %d bytes, want it capped and marked cut", len(msg))
+		}
+	})
 }
