@@ -24,6 +24,15 @@ import (
 // named config file instead of the tests: a real consumer process that a test can kill.
 const envConsumerProcess = "KAFKASUB_TEST_CONSUMER_PROCESS_CONFIG"
 
+// Group membership of a consumer process, for tests that kill or freeze members: a
+// session timeout (a Go duration; the heartbeat is a fifth of it) and a static group
+// instance id (KIP-345: a restarted member takes its place at once instead of waiting
+// for the dead one's session to expire).
+const (
+	envConsumerSessionTimeout = "KAFKASUB_TEST_CONSUMER_SESSION_TIMEOUT"
+	envConsumerInstanceID     = "KAFKASUB_TEST_CONSUMER_INSTANCE_ID"
+)
+
 func TestMain(m *testing.M) {
 	if path := os.Getenv(envConsumerProcess); path != "" {
 		os.Exit(runConsumerProcess(path))
@@ -40,7 +49,19 @@ func runConsumerProcess(path string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	if err := consumer.Run(ctx, cfg, consumer.WithoutHTTP(), consumer.WithLogger(quiet)); err != nil {
+	session, err := time.ParseDuration(os.Getenv(envConsumerSessionTimeout))
+	if err != nil {
+		session = 0
+	}
+	instance := os.Getenv(envConsumerInstanceID)
+	membership := consumer.WithSarama(func(sc *sarama.Config) {
+		if session > 0 {
+			sc.Consumer.Group.Session.Timeout = session
+			sc.Consumer.Group.Heartbeat.Interval = session / 5
+		}
+		sc.Consumer.Group.InstanceId = instance
+	})
+	if err := consumer.Run(ctx, cfg, consumer.WithoutHTTP(), consumer.WithLogger(quiet), membership); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -264,8 +285,9 @@ func TestSIGTERMCommitsAndExitsCleanly(t *testing.T) {
 }
 
 // startConsumerProcess writes cfg to a config file as the operator would and starts this
-// test binary as a separate consumer process on it, with dsn in the environment.
-func startConsumerProcess(t *testing.T, cfg *consumer.Config, dsn string) *exec.Cmd {
+// test binary as a separate consumer process on it, with dsn and env ("NAME=value") in
+// the environment.
+func startConsumerProcess(t *testing.T, cfg *consumer.Config, dsn string, env ...string) *exec.Cmd {
 	t.Helper()
 	data, err := cfg.Marshal()
 	if err != nil {
@@ -277,6 +299,7 @@ func startConsumerProcess(t *testing.T, cfg *consumer.Config, dsn string) *exec.
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envConsumerProcess+"="+path, consumer.EnvDatabaseDSN+"="+dsn)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = testWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

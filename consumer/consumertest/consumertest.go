@@ -274,3 +274,40 @@ func Config(brokers []string, topic, dlq, driver, dsn string) *consumer.Config {
 	cfg.Default()
 	return cfg
 }
+
+// GroupLag returns how many records of topic the group has not committed: the sum over
+// its partitions of the high-water mark minus the committed offset (the whole partition
+// when the group committed none).
+func GroupLag(t testing.TB, brokers []string, group, topic string) int64 {
+	t.Helper()
+	client, err := sarama.NewClient(brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	defer client.Close()
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		t.Fatalf("admin: %v", err)
+	}
+	offsets, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
+	if err != nil {
+		t.Fatalf("offsets of group %s: %v", group, err)
+	}
+	var lag int64
+	for _, p := range parts {
+		hwm, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatalf("offset of %s/%d: %v", topic, p, err)
+		}
+		committed := int64(0)
+		if b := offsets.GetBlock(topic, p); b != nil && b.Offset > 0 {
+			committed = b.Offset
+		}
+		lag += hwm - committed
+	}
+	return lag
+}
