@@ -26,16 +26,20 @@ var (
 // transact brings msgs to an outcome in one database transaction:
 //
 //  1. messages at or below the partition's stored offset are skipped (errAlreadyApplied);
-//  2. the stored offset is advanced to the batch's last offset, provided nobody moved it
-//     (offsetstore.Advance; a moved offset is read again and the batch trimmed);
-//  3. the handler applies the rest; when it gives a message a permanent result, the
-//     transaction is rolled back and done again without that message, so a dead-lettered
-//     message never changes the database;
-//  4. the dead letters are written and acknowledged, then the transaction commits.
+//  2. the handler applies the rest in a transaction that begins at its first statement;
+//     when it gives a message a permanent result, the transaction is rolled back, that
+//     message's dead letter is written and acknowledged (outside any transaction), and the
+//     transaction is done again without it, so a dead-lettered message never changes the
+//     database;
+//  3. the stored offset is advanced to the batch's last offset in the same transaction,
+//     provided nobody moved it (offsetstore.Advance; otherwise everything is rolled back,
+//     the stored offset read again and the batch trimmed);
+//  4. the transaction commits; every dead letter of the batch is acknowledged by then.
 //
 // rejected, when given, holds a permanent error per message: those are dead-lettered and
 // the handler is not called for them. A crash after the dead letters are acknowledged and
-// before the commit writes them again on redelivery; nothing else is done twice.
+// before the commit leaves them in the topic; the next claim finds them in its tail
+// (deadletter_tail.go) and does not write them again. Nothing else is done twice.
 func (cl *claim) transact(ctx context.Context, msgs []*Message, rejected []error) ([]error, error) {
 	c := cl.c
 	ctx, cancel := context.WithTimeout(ctx, c.opts.handlerTimeout)
@@ -119,19 +123,31 @@ func (cl *claim) inTransaction(ctx context.Context, msgs []*Message, rejected []
 	if rejected == nil {
 		rejected = make([]error, len(msgs))
 	}
+	// Dead letters are written and acknowledged before the transaction that records them
+	// commits, but never while it is open: a transaction waiting for the broker would hold
+	// the database's locks (SQLite's only connection) for a network round trip.
+	if err := cl.writeDeadLetters(ctx, msgs, rejected); err != nil {
+		return nil, err
+	}
 	for {
-		tx := c.db.WithContext(ctx).Begin()
-		if tx.Error != nil {
-			return nil, ClassifyDatabaseError(tx.Error)
+		tx, err := beginLazy(ctx, c.db)
+		if err != nil {
+			return nil, ClassifyDatabaseError(err)
 		}
 		results, err := func() ([]error, error) {
+			results, err := cl.apply(ctx, tx, msgs, rejected)
+			if err != nil || hasNew(results, rejected) {
+				return results, err
+			}
+			// Last, so that the transaction holds the offset row's lock only to commit; a
+			// stale member's work is rolled back here.
 			if err := c.store.Advance(ctx, tx, cl.key, cl.floor, first, last, time.Now().UTC()); err != nil {
 				if errors.Is(err, offsetstore.ErrMoved) {
 					return nil, err
 				}
 				return nil, fmt.Errorf("%w: advance the stored offset of %s: %w", errStore, cl.key, ClassifyDatabaseError(err))
 			}
-			return cl.apply(ctx, tx, msgs, rejected)
+			return results, nil
 		}()
 		if err != nil || hasNew(results, rejected) {
 			if rerr := tx.Rollback().Error; rerr != nil && err == nil {
@@ -141,6 +157,9 @@ func (cl *claim) inTransaction(ctx context.Context, msgs []*Message, rejected []
 				return nil, err
 			}
 			rejected = results // again, without the messages the handler rejected
+			if err := cl.writeDeadLetters(ctx, msgs, rejected); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if err := ClassifyDatabaseError(tx.Commit().Error); err != nil {
@@ -166,10 +185,9 @@ func hasNew(results, rejected []error) bool {
 	return false
 }
 
-// apply calls the handler on the messages rejected does not reject and, if it accepts
-// them all, writes the dead letters of the rejected ones. The results are rejected's
-// errors plus the handler's new permanent ones; a new one means the caller must roll back
-// and apply again without it.
+// apply calls the handler on the messages rejected does not reject. The results are
+// rejected's errors plus the handler's new permanent ones; a new one means the caller must
+// roll back and apply again without it.
 func (cl *claim) apply(ctx context.Context, tx *gorm.DB, msgs []*Message, rejected []error) ([]error, error) {
 	results := make([]error, len(msgs))
 	var good []*Message
@@ -197,9 +215,6 @@ func (cl *claim) apply(ctx context.Context, tx *gorm.DB, msgs []*Message, reject
 		if fresh {
 			return results, nil
 		}
-	}
-	if err := cl.writeDeadLetters(ctx, msgs, results); err != nil {
-		return nil, err
 	}
 	return results, nil
 }
