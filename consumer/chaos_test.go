@@ -543,33 +543,21 @@ var hostiles = []hostile{
 	}, extra: []string{"-b"}},
 }
 
-// inventoryLimit makes the database refuse an inventory above 1000.
-var inventoryLimit = map[string]string{
-	consumer.DriverSQLite:   `CREATE TRIGGER inventory_limit BEFORE UPDATE ON products WHEN NEW.inventory > 1000 BEGIN SELECT RAISE(ABORT, 'inventory above 1000'); END`,
-	consumer.DriverPostgres: `ALTER TABLE products ADD CONSTRAINT inventory_limit CHECK (inventory <= 1000)`,
-}
-
 // TestOneHostileMessageInABatchIsTheOnlyOneDeadLettered: each case is one batch of 500
 // valid updates with one hostile message in the middle, on a partition of its own. The
 // hostile message alone is dead-lettered and changes no row; every neighbour is applied.
 func TestOneHostileMessageInABatchIsTheOnlyOneDeadLettered(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		driver string
-		dsn    func(testing.TB) string
-	}{
-		{"SQLite", consumer.DriverSQLite, consumertest.SQLiteDSN},
-		{"PostgreSQL", consumer.DriverPostgres, consumertest.PostgresDSN},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, d := range consumertest.Databases {
+		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
-			oneHostile(t, tc.driver, tc.dsn(t))
+			oneHostile(t, d, d.DSN(t))
 		})
 	}
 }
 
-func oneHostile(t *testing.T, driver, dsn string) {
+func oneHostile(t *testing.T, d consumertest.Database, dsn string) {
+	driver := d.Driver
 	const neighbours = 500
 	partitions := int32(len(hostiles))
 	topic := consumertest.UniqueName("hostile")
@@ -588,7 +576,7 @@ func oneHostile(t *testing.T, driver, dsn string) {
 		}
 	}
 	db := catalogue(t, driver, dsn, codes)
-	if err := db.Exec(inventoryLimit[driver]).Error; err != nil {
+	if err := db.Exec(d.RefuseInventoryAbove1000).Error; err != nil {
 		t.Fatal(err)
 	}
 

@@ -16,21 +16,6 @@ import (
 	"github.com/kafkasub/kafkasub/consumer/offsetstore"
 )
 
-// dbBackend is a database kind for tests that run on both.
-type dbBackend struct {
-	name, driver string
-	dsn          func(testing.TB) string
-	// limit makes the database refuse an inventory above 1000.
-	limit string
-}
-
-var dbBackends = []dbBackend{
-	{"SQLite", consumer.DriverSQLite, consumertest.SQLiteDSN,
-		`CREATE TRIGGER inventory_limit BEFORE UPDATE ON products WHEN NEW.inventory > 1000 BEGIN SELECT RAISE(ABORT, 'inventory above 1000'); END`},
-	{"PostgreSQL", consumer.DriverPostgres, consumertest.PostgresDSN,
-		`ALTER TABLE products ADD CONSTRAINT inventory_limit CHECK (inventory <= 1000)`},
-}
-
 func openDB(t *testing.T, driver, dsn string) *gorm.DB {
 	t.Helper()
 	db, err := consumer.OpenDatabase(driver, dsn)
@@ -55,11 +40,11 @@ func storedOffset(t *testing.T, db *gorm.DB, cfg *consumer.Config, partition int
 // whole batch fails for one message's change; the runtime narrows the batch down, so that
 // message alone is dead-lettered and every other one is applied.
 func TestABatchTheDatabaseRefusesDeadLettersOnlyTheMessageThatCausesIt(t *testing.T) {
-	for _, b := range dbBackends {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range consumertest.Databases {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			dsn := b.dsn(t)
-			db := openDB(t, b.driver, dsn)
+			dsn := b.DSN(t)
+			db := openDB(t, b.Driver, dsn)
 			ctx := context.Background()
 			if err := inventory.Migrate(ctx, db); err != nil {
 				t.Fatal(err)
@@ -72,7 +57,7 @@ func TestABatchTheDatabaseRefusesDeadLettersOnlyTheMessageThatCausesIt(t *testin
 			if err := inventory.Insert(ctx, db, products); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.Exec(b.limit).Error; err != nil {
+			if err := db.Exec(b.RefuseInventoryAbove1000).Error; err != nil {
 				t.Fatal(err)
 			}
 			topic := consumertest.UniqueName("refused")
@@ -87,7 +72,7 @@ func TestABatchTheDatabaseRefusesDeadLettersOnlyTheMessageThatCausesIt(t *testin
 				values[i] = fmt.Sprintf(`{"product_code": "P-%04d", "inventory_count": %d}`, i, count)
 			}
 			consumertest.Produce(t, consumertest.Producer(t, brokers), topic, values...)
-			cfg := consumertest.Config(brokers, topic, topic+".dlq", b.driver, dsn)
+			cfg := consumertest.Config(brokers, topic, topic+".dlq", b.Driver, dsn)
 			cfg.Batch.MaxWait.Duration = time.Second // one batch, so the neighbours share its statement
 			r := startConsumer(t, cfg)
 			for i := range n {
@@ -133,11 +118,11 @@ type note struct {
 // batch again without them, so a dead-lettered message leaves no row and no other message
 // is written twice or lost.
 func TestAMessageTheHandlerRejectsChangesNothingEvenIfItWroteFirst(t *testing.T) {
-	for _, b := range dbBackends {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range consumertest.Databases {
+		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
-			dsn := b.dsn(t)
-			db := openDB(t, b.driver, dsn)
+			dsn := b.DSN(t)
+			db := openDB(t, b.Driver, dsn)
 			if err := db.AutoMigrate(&note{}); err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +146,7 @@ func TestAMessageTheHandlerRejectsChangesNothingEvenIfItWroteFirst(t *testing.T)
 				}
 				return nil
 			})
-			cfg := consumertest.Config(brokers, topic, topic+".dlq", b.driver, dsn)
+			cfg := consumertest.Config(brokers, topic, topic+".dlq", b.Driver, dsn)
 			cfg.Batch.MaxWait.Duration = time.Second
 			r := startConsumer(t, cfg, consumer.WithHandler(h))
 			for i := range n {

@@ -311,3 +311,21 @@ func GroupLag(t testing.TB, brokers []string, group, topic string) int64 {
 	}
 	return lag
 }
+
+// Database is a kind of database for tests that run on each (SQLite always, PostgreSQL
+// when KAFKASUB_TEST_POSTGRES_DSN is given: DSN skips otherwise).
+type Database struct {
+	Name, Driver string
+	DSN          func(testing.TB) string
+	// RefuseInventoryAbove1000 is a statement that makes the database refuse an inventory
+	// above 1000 in the inventory handler's products table (a trigger, a CHECK).
+	RefuseInventoryAbove1000 string
+}
+
+// Databases are the kinds of database the runtime supports that tests can start.
+var Databases = []Database{
+	{"SQLite", consumer.DriverSQLite, SQLiteDSN,
+		`CREATE TRIGGER inventory_limit BEFORE UPDATE ON products WHEN NEW.inventory > 1000 BEGIN SELECT RAISE(ABORT, 'inventory above 1000'); END`},
+	{"PostgreSQL", consumer.DriverPostgres, PostgresDSN,
+		`ALTER TABLE products ADD CONSTRAINT inventory_limit CHECK (inventory <= 1000)`},
+}

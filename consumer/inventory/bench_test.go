@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kafkasub/kafkasub/consumer"
+	"github.com/kafkasub/kafkasub/consumer/consumertest"
 	"github.com/kafkasub/kafkasub/consumer/inventory"
 )
 
@@ -26,8 +27,8 @@ func BenchmarkDecodeAndValidate(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
-func benchHandleBatch(b *testing.B, bk backend) {
-	db, err := consumer.OpenDatabase(bk.driver, bk.dsn(b))
+func benchHandleBatch(b *testing.B, bk consumertest.Database) {
+	db, err := consumer.OpenDatabase(bk.Driver, bk.DSN(b))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -62,11 +62,11 @@ func FuzzHandlerAppliesOrRejectsNeverBoth(f *testing.F) {
 	}
 	var targets []target
 	for _, b := range backends {
-		if b.driver == consumer.DriverPostgres && os.Getenv(consumertest.EnvPostgresDSN) == "" {
+		if b.Driver == consumer.DriverPostgres && os.Getenv(consumertest.EnvPostgresDSN) == "" {
 			continue
 		}
 		db, _ := seeded(f, b)
-		targets = append(targets, target{b.name, db})
+		targets = append(targets, target{b.Name, db})
 	}
 	h := inventory.NewHandler(nil)
 	f.Fuzz(func(t *testing.T, payload []byte) {

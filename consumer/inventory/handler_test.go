@@ -15,24 +15,11 @@ import (
 	"github.com/kafkasub/kafkasub/consumer/inventory"
 )
 
-type backend struct {
-	name   string
-	driver string
-	dsn    func(testing.TB) string
-	// limit makes the database refuse an inventory above 1000.
-	limit string
-}
+var backends = consumertest.Databases
 
-var backends = []backend{
-	{"SQLite", consumer.DriverSQLite, consumertest.SQLiteDSN,
-		`CREATE TRIGGER inventory_limit BEFORE UPDATE ON products WHEN NEW.inventory > 1000 BEGIN SELECT RAISE(ABORT, 'inventory above 1000'); END`},
-	{"PostgreSQL", consumer.DriverPostgres, consumertest.PostgresDSN,
-		`ALTER TABLE products ADD CONSTRAINT inventory_limit CHECK (inventory <= 1000)`},
-}
-
-func seeded(t testing.TB, b backend, opts ...consumer.DatabaseOption) (*gorm.DB, []inventory.Product) {
+func seeded(t testing.TB, b consumertest.Database, opts ...consumer.DatabaseOption) (*gorm.DB, []inventory.Product) {
 	t.Helper()
-	db, err := consumer.OpenDatabase(b.driver, b.dsn(t), opts...)
+	db, err := consumer.OpenDatabase(b.Driver, b.DSN(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +53,7 @@ func inv(t *testing.T, db *gorm.DB, code string) int64 {
 
 func TestRepositorySetInventories(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			db, products := seeded(t, b)
 			a, c := products[0].Code, products[1].Code
 			repo := inventory.NewRepository(db)
@@ -91,7 +78,7 @@ func TestRepositorySetInventories(t *testing.T) {
 
 func TestHandlerBatch(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run(b.Name, func(t *testing.T) {
 			db, products := seeded(t, b)
 			a, c := products[0].Code, products[1].Code
 			h := inventory.NewHandler(db)
@@ -127,7 +114,7 @@ func TestHandlerBatch(t *testing.T) {
 			t.Run("a change the database refuses fails the batch permanently and changes nothing", func(t *testing.T) {
 				// The runtime narrows such a batch down to the message that causes it
 				// (consumer's TestABatchTheDatabaseRefusesDeadLettersOnlyTheMessageThatCausesIt).
-				if err := db.Exec(b.limit).Error; err != nil {
+				if err := db.Exec(b.RefuseInventoryAbove1000).Error; err != nil {
 					t.Fatal(err)
 				}
 				_, err := h.HandleBatch(ctx, db, msgs(

@@ -14,14 +14,6 @@ import (
 	"github.com/kafkasub/kafkasub/consumer/offsetstore"
 )
 
-var backends = []struct {
-	name, driver string
-	dsn          func(testing.TB) string
-}{
-	{"SQLite", consumer.DriverSQLite, consumertest.SQLiteDSN},
-	{"PostgreSQL", consumer.DriverPostgres, consumertest.PostgresDSN},
-}
-
 func open(t *testing.T, driver, dsn string) (*gorm.DB, *offsetstore.Store) {
 	t.Helper()
 	db, err := consumer.OpenDatabase(driver, dsn)
@@ -71,9 +63,9 @@ func TestAdvanceIsACompareAndSet(t *testing.T) {
 		{"a batch from before the stored offset with no floor changes nothing", none, 30, 35, true, 41},
 		{"a floor below the stored offset covers a range another member settled", 30, 42, 50, false, 50},
 	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			db, s := open(t, b.driver, b.dsn(t))
+	for _, b := range consumertest.Databases {
+		t.Run(b.Name, func(t *testing.T) {
+			db, s := open(t, b.Driver, b.DSN(t))
 			if got := stored(t, db, s, k); got != none {
 				t.Fatalf("a partition without a row: %d, want None", got)
 			}
@@ -97,10 +89,10 @@ func TestAdvanceIsACompareAndSet(t *testing.T) {
 // Two members that both believe they own a partition race to apply the same batch: the
 // row (or, before it exists, the primary key) serialises them and exactly one wins.
 func TestTwoMembersRacingOnAPartitionCannotBothWin(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			dsn := b.dsn(t)
-			db, s := open(t, b.driver, dsn)
+	for _, b := range consumertest.Databases {
+		t.Run(b.Name, func(t *testing.T) {
+			dsn := b.DSN(t)
+			db, s := open(t, b.Driver, dsn)
 			for round, floor := range []int64{offsetstore.None, 99} {
 				k := offsetstore.Key{Group: "g", Topic: "race", Partition: 0}
 				const members = 4
@@ -138,9 +130,9 @@ func TestTwoMembersRacingOnAPartitionCannotBothWin(t *testing.T) {
 }
 
 func TestARolledBackAdvanceLeavesTheOffset(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			db, s := open(t, b.driver, b.dsn(t))
+	for _, b := range consumertest.Databases {
+		t.Run(b.Name, func(t *testing.T) {
+			db, s := open(t, b.Driver, b.DSN(t))
 			k := offsetstore.Key{Group: "g", Topic: "t", Partition: 0}
 			boom := errors.New("the handler failed")
 			err := db.Transaction(func(tx *gorm.DB) error {
