@@ -86,11 +86,7 @@ func eventually(t *testing.T, d time.Duration, cond func() bool, describe func()
 // each code with inventory -1, which no update in these tests sets.
 func catalogue(t *testing.T, driver, dsn string, codes []string) *gorm.DB {
 	t.Helper()
-	db, err := consumer.OpenDatabase(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() })
+	db := consumertest.OpenDatabase(t, driver, dsn)
 	ctx := context.Background()
 	if err := inventory.Migrate(ctx, db); err != nil {
 		t.Fatal(err)

@@ -92,11 +92,7 @@ func nothingLost(t *testing.T, kafka func(testing.TB, int32, ...string) []string
 	topic := consumertest.UniqueName("stream")
 	dlq := topic + ".dlq"
 	brokers := kafka(t, partitions, topic, dlq)
-	db, err := consumer.OpenDatabase(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() })
+	db := consumertest.OpenDatabase(t, driver, dsn)
 	ctx := context.Background()
 	if err := inventory.Migrate(ctx, db); err != nil {
 		t.Fatal(err)

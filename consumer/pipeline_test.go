@@ -190,11 +190,7 @@ func runMission(t *testing.T, kafka func(testing.TB, int32, ...string) []string,
 	e := &missionEnv{topic: consumertest.UniqueName("updates")}
 	e.dlq = e.topic + ".dlq"
 	e.brokers = kafka(t, 1, e.topic, e.dlq)
-	db, err := consumer.OpenDatabase(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() })
+	db := consumertest.OpenDatabase(t, driver, dsn)
 	e.db = db
 	ctx := context.Background()
 	if err := inventory.Migrate(ctx, db); err != nil {

@@ -16,16 +16,6 @@ import (
 	"github.com/kafkasub/kafkasub/consumer/offsetstore"
 )
 
-func openDB(t *testing.T, driver, dsn string) *gorm.DB {
-	t.Helper()
-	db, err := consumer.OpenDatabase(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() })
-	return db
-}
-
 // storedOffset reads the partition's offset from the runtime's offset table.
 func storedOffset(t *testing.T, db *gorm.DB, cfg *consumer.Config, partition int32) int64 {
 	t.Helper()
@@ -44,7 +34,7 @@ func TestABatchTheDatabaseRefusesDeadLettersOnlyTheMessageThatCausesIt(t *testin
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			dsn := b.DSN(t)
-			db := openDB(t, b.Driver, dsn)
+			db := consumertest.OpenDatabase(t, b.Driver, dsn)
 			ctx := context.Background()
 			if err := inventory.Migrate(ctx, db); err != nil {
 				t.Fatal(err)
@@ -122,7 +112,7 @@ func TestAMessageTheHandlerRejectsChangesNothingEvenIfItWroteFirst(t *testing.T)
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			dsn := b.DSN(t)
-			db := openDB(t, b.Driver, dsn)
+			db := consumertest.OpenDatabase(t, b.Driver, dsn)
 			if err := db.AutoMigrate(&note{}); err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +175,7 @@ func TestAMessageTheHandlerRejectsChangesNothingEvenIfItWroteFirst(t *testing.T)
 // one is.
 func TestARedeliveryAfterTheKafkaCommitWasLostIsANoOp(t *testing.T) {
 	dsn := consumertest.SQLiteDSN(t)
-	db := openDB(t, consumer.DriverSQLite, dsn)
+	db := consumertest.OpenDatabase(t, consumer.DriverSQLite, dsn)
 	if err := db.AutoMigrate(&note{}); err != nil {
 		t.Fatal(err)
 	}

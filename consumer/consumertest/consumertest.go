@@ -19,6 +19,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"gorm.io/gorm"
 
 	"github.com/kafkasub/kafkasub/consumer"
 )
@@ -328,4 +329,19 @@ var Databases = []Database{
 		`CREATE TRIGGER inventory_limit BEFORE UPDATE ON products WHEN NEW.inventory > 1000 BEGIN SELECT RAISE(ABORT, 'inventory above 1000'); END`},
 	{"PostgreSQL", consumer.DriverPostgres, PostgresDSN,
 		`ALTER TABLE products ADD CONSTRAINT inventory_limit CHECK (inventory <= 1000)`},
+}
+
+// OpenDatabase opens the database (consumer.OpenDatabase) and closes it when the test ends.
+func OpenDatabase(t testing.TB, driver, dsn string, opts ...consumer.DatabaseOption) *gorm.DB {
+	t.Helper()
+	db, err := consumer.OpenDatabase(driver, dsn, opts...)
+	if err != nil {
+		t.Fatalf("open %s database: %v", driver, err)
+	}
+	t.Cleanup(func() {
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	return db
 }

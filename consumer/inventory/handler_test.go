@@ -19,11 +19,7 @@ var backends = consumertest.Databases
 
 func seeded(t testing.TB, b consumertest.Database, opts ...consumer.DatabaseOption) (*gorm.DB, []inventory.Product) {
 	t.Helper()
-	db, err := consumer.OpenDatabase(b.Driver, b.DSN(t), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() })
+	db := consumertest.OpenDatabase(t, b.Driver, b.DSN(t), opts...)
 	if err := inventory.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}

@@ -9,18 +9,13 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/kafkasub/kafkasub/consumer"
 	"github.com/kafkasub/kafkasub/consumer/consumertest"
 	"github.com/kafkasub/kafkasub/consumer/offsetstore"
 )
 
 func open(t *testing.T, driver, dsn string) (*gorm.DB, *offsetstore.Store) {
 	t.Helper()
-	db, err := consumer.OpenDatabase(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() })
+	db := consumertest.OpenDatabase(t, driver, dsn)
 	s := offsetstore.New("")
 	if err := s.Migrate(context.Background(), db); err != nil {
 		t.Fatal(err)
