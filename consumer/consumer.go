@@ -96,6 +96,7 @@ type Consumer struct {
 	ownDB       bool
 	store       *offsetstore.Store
 	group       sarama.ConsumerGroup
+	client      sarama.Client // the group's client, closed after the group
 	producer    sarama.SyncProducer
 	deadLetters *deadLetterWriter
 	saramaCfg   *sarama.Config
@@ -379,7 +380,15 @@ func (c *Consumer) connect(ctx context.Context) error {
 			return err
 		}},
 		{"consumer group", func() (err error) {
-			c.group, err = sarama.NewConsumerGroup(c.cfg.Kafka.BootstrapServers, c.cfg.Kafka.ConsumerGroup, c.saramaCfg)
+			c.client, err = sarama.NewClient(c.cfg.Kafka.BootstrapServers, c.saramaCfg)
+			if err != nil {
+				return err
+			}
+			c.group, err = sarama.NewConsumerGroupFromClient(c.cfg.Kafka.ConsumerGroup, c.client)
+			if err != nil {
+				_ = c.client.Close()
+				c.client = nil
+			}
 			return err
 		}},
 	}
@@ -429,6 +438,12 @@ func (c *Consumer) checkDatabase(ctx context.Context) error {
 }
 
 func (c *Consumer) closeAll() {
+	if c.client != nil {
+		if err := c.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
+			c.log.Warn("Closing the Kafka client", "error", err)
+		}
+		c.client = nil
+	}
 	if c.producer != nil {
 		if err := c.producer.Close(); err != nil {
 			c.log.Warn("Closing the dead-letter producer", "error", err)

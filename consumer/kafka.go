@@ -5,6 +5,7 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -113,3 +114,32 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 
 func (c *scramClient) Step(challenge string) (string, error) { return c.conv.Step(challenge) }
 func (c *scramClient) Done() bool                            { return c.conv.Done() }
+
+// topicID returns the ID the cluster gave topic when it created it (a topic deleted and
+// created again, or the same name on another cluster, has another), or "" when the
+// brokers predate topic IDs (Kafka < 2.8; sarama then negotiates a metadata version
+// without them).
+func topicID(client sarama.Client, topic string) (string, error) {
+	b := client.LeastLoadedBroker()
+	if b == nil {
+		return "", errors.New("no broker to ask for the topic's metadata")
+	}
+	res, err := b.GetMetadata(sarama.NewMetadataRequest(client.Config().Version, []string{topic}))
+	if err != nil {
+		_ = b.Close() // the next call connects again
+		return "", fmt.Errorf("read the metadata of topic %s: %w", topic, err)
+	}
+	for _, t := range res.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if !errors.Is(t.Err, sarama.ErrNoError) {
+			return "", fmt.Errorf("read the metadata of topic %s: %w", topic, t.Err)
+		}
+		if t.Uuid == (sarama.Uuid{}) {
+			return "", nil
+		}
+		return t.Uuid.String(), nil
+	}
+	return "", fmt.Errorf("read the metadata of topic %s: not in the brokers' answer", topic)
+}

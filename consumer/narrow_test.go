@@ -141,7 +141,7 @@ func TestNarrowFindsTheMessagesABatchErrorBelongsTo(t *testing.T) {
 					t.Errorf("offset %d: class %s, want %s", off, ClassOf(r), want)
 				}
 			}
-			got, err := cl.c.store.Load(context.Background(), db, "g", "t", []int32{0})
+			got, err := cl.c.store.Load(context.Background(), db, cl.key, []int32{0})
 			if err != nil || got[0] != n-1 {
 				t.Errorf("stored offset %d (%v), want %d", got[0], err, n-1)
 			}

@@ -23,19 +23,31 @@ import (
 type groupHandler struct {
 	c *Consumer
 
-	mu     sync.Mutex
-	stored map[int32]int64 // the session's stored offsets as Setup read them
+	mu       sync.Mutex
+	stored   map[int32]int64   // the session's stored offsets as Setup read them
+	topicIDs map[string]string // the claimed topics' IDs as Setup read them
 }
 
-// Setup reads the stored offsets of the claimed partitions and moves each claim's start
-// past its stored offset when the group's committed offset is behind it (the process was
-// killed after a commit to the database and before the commit to Kafka).
+// Setup reads the claimed topics' IDs and the stored offsets of the claimed partitions, and
+// moves each claim's start past its stored offset when the group's committed offset is
+// behind it (the process was killed after a commit to the database and before the commit
+// to Kafka). Without the topic's ID the session cannot tell a stored offset of this topic
+// from one of an earlier topic of the same name, so it ends and the group is joined again.
 func (g *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 	c := g.c
 	stored := map[int32]int64{}
+	ids := map[string]string{}
 	if c.db != nil {
+		for topic := range s.Claims() {
+			id, err := topicID(c.client, topic)
+			if err != nil {
+				return err
+			}
+			ids[topic] = id
+		}
 		for topic, partitions := range s.Claims() {
-			got, err := c.store.Load(s.Context(), c.db, c.cfg.Kafka.ConsumerGroup, topic, partitions)
+			k := offsetstore.Key{Group: c.cfg.Kafka.ConsumerGroup, Topic: topic, TopicID: ids[topic]}
+			got, err := c.store.Load(s.Context(), c.db, k, partitions)
 			if err != nil { // each claim reads it again before its first batch
 				c.log.Warn("Cannot read the stored offsets; the claims read them before their first batch", "error", ClassifyDatabaseError(err))
 				break
@@ -49,7 +61,7 @@ func (g *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 		}
 	}
 	g.mu.Lock()
-	g.stored = stored
+	g.stored, g.topicIDs = stored, ids
 	g.mu.Unlock()
 	c.joined.Store(true)
 	c.log.Info("Joined the consumer group", "claims", s.Claims(), "generation", s.GenerationID())
@@ -71,7 +83,10 @@ func (g *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 // on the same message.
 func (g *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, sc sarama.ConsumerGroupClaim) error {
 	ctx := s.Context()
-	cl := g.c.newClaim(s, sc, g.storedOffset(sc.Partition()))
+	g.mu.Lock()
+	id := g.topicIDs[sc.Topic()]
+	g.mu.Unlock()
+	cl := g.c.newClaim(s, sc, id, g.storedOffset(sc.Partition()))
 	msgs := sc.Messages()
 	for {
 		var first *sarama.ConsumerMessage
@@ -181,7 +196,7 @@ type claim struct {
 	tailChecked bool
 }
 
-func (c *Consumer) newClaim(s sarama.ConsumerGroupSession, sc sarama.ConsumerGroupClaim, stored int64) *claim {
+func (c *Consumer) newClaim(s sarama.ConsumerGroupSession, sc sarama.ConsumerGroupClaim, topicID string, stored int64) *claim {
 	floor := offsetstore.None
 	if off := sc.InitialOffset(); off >= 0 {
 		floor = off - 1
@@ -189,7 +204,7 @@ func (c *Consumer) newClaim(s sarama.ConsumerGroupSession, sc sarama.ConsumerGro
 	cl := &claim{
 		c:            c,
 		sess:         s,
-		key:          offsetstore.Key{Group: c.cfg.Kafka.ConsumerGroup, Topic: sc.Topic(), Partition: sc.Partition()},
+		key:          offsetstore.Key{Group: c.cfg.Kafka.ConsumerGroup, Topic: sc.Topic(), TopicID: topicID, Partition: sc.Partition()},
 		stored:       stored,
 		floor:        floor,
 		deadLettered: map[int64]bool{},

@@ -107,7 +107,7 @@ func (cl *claim) load(ctx context.Context) error {
 		return nil
 	}
 	c := cl.c
-	got, err := c.store.Load(ctx, c.db, cl.key.Group, cl.key.Topic, []int32{cl.key.Partition})
+	got, err := c.store.Load(ctx, c.db, cl.key, []int32{cl.key.Partition})
 	if err != nil {
 		return fmt.Errorf("%w: read the stored offset of %s: %w", errStore, cl.key, ClassifyDatabaseError(err))
 	}

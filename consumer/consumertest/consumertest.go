@@ -89,6 +89,31 @@ func CreateTopics(t testing.TB, brokers []string, partitions int32, topics ...st
 	}
 }
 
+// RecreateTopic deletes topic on brokers, waits until the brokers have forgotten it, and
+// creates it again (a new topic ID, offsets from 0).
+func RecreateTopic(t testing.TB, brokers []string, partitions int32, topic string) {
+	t.Helper()
+	admin, err := sarama.NewClusterAdmin(brokers, sarama.NewConfig())
+	if err != nil {
+		t.Fatalf("connect to Kafka %v: %v", brokers, err)
+	}
+	defer admin.Close()
+	if err := admin.DeleteTopic(topic); err != nil {
+		t.Fatalf("delete topic %s: %v", topic, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create topic %s again: %v", topic, err)
+		}
+		time.Sleep(200 * time.Millisecond) // still being deleted
+	}
+}
+
 // Producer returns a sync producer (acks=all, manual partitioner: a message goes to its
 // Partition field) that is closed when the test ends.
 func Producer(t testing.TB, brokers []string) sarama.SyncProducer {

@@ -32,7 +32,7 @@ func advance(db *gorm.DB, s *offsetstore.Store, k offsetstore.Key, floor, first,
 
 func stored(t *testing.T, db *gorm.DB, s *offsetstore.Store, k offsetstore.Key) int64 {
 	t.Helper()
-	got, err := s.Load(context.Background(), db, k.Group, k.Topic, []int32{k.Partition})
+	got, err := s.Load(context.Background(), db, k, []int32{k.Partition})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +76,46 @@ func TestAdvanceIsACompareAndSet(t *testing.T) {
 			other := offsetstore.Key{Group: "other", Topic: "t", Partition: 3}
 			if got := stored(t, db, s, other); got != none {
 				t.Fatalf("another group's partition: %d, want None", got)
+			}
+		})
+	}
+}
+
+// A topic deleted and created again, or the same topic name on another cluster, has another
+// ID and starts again at offset 0: the row of the earlier incarnation is no stored offset,
+// and the new incarnation's first batch takes the row over.
+func TestAnotherIncarnationOfTheTopicIsNoStoredOffset(t *testing.T) {
+	was := offsetstore.Key{Group: "g", Topic: "t", TopicID: "id-before", Partition: 0}
+	now := was
+	now.TopicID = "id-after"
+	none := offsetstore.None
+	steps := []struct {
+		name               string
+		k                  offsetstore.Key
+		floor, first, last int64
+		moved              bool
+		wantWas, wantNow   int64
+	}{
+		{"the earlier incarnation applies up to 99", was, none, 0, 99, false, 99, none},
+		{"the new incarnation's claim with a floor finds nothing to advance", now, 4, 5, 9, true, 99, none},
+		{"the new incarnation's first batch takes the row over", now, none, 0, 9, false, none, 9},
+		{"and goes on from there", now, 9, 10, 19, false, none, 19},
+		{"a late batch of the earlier incarnation changes nothing", was, 99, 100, 120, true, none, 19},
+	}
+	for _, b := range consumertest.Databases {
+		t.Run(b.Name, func(t *testing.T) {
+			db, s := open(t, b.Driver, b.DSN(t))
+			for _, st := range steps {
+				err := advance(db, s, st.k, st.floor, st.first, st.last)
+				if st.moved != errors.Is(err, offsetstore.ErrMoved) || (!st.moved && err != nil) {
+					t.Fatalf("%s: Advance(floor %d, %d..%d) = %v, want moved %v", st.name, st.floor, st.first, st.last, err, st.moved)
+				}
+				if got := stored(t, db, s, was); got != st.wantWas {
+					t.Fatalf("%s: stored for %s %d, want %d", st.name, was.TopicID, got, st.wantWas)
+				}
+				if got := stored(t, db, s, now); got != st.wantNow {
+					t.Fatalf("%s: stored for %s %d, want %d", st.name, now.TopicID, got, st.wantNow)
+				}
 			}
 		})
 	}
