@@ -25,7 +25,9 @@ func TestAPartitionOfAnotherTopicIncarnationStartsOverAndSkipsNothing(t *testing
 	}
 	kfakeClusters := kafka{"another kfake cluster",
 		func(t *testing.T, topic string) []string { return consumertest.Kfake(t, 1, topic, topic+".dlq") },
-		func(t *testing.T, _ []string, topic string) []string { return consumertest.Kfake(t, 1, topic, topic+".dlq") },
+		func(t *testing.T, _ []string, topic string) []string {
+			return consumertest.Kfake(t, 1, topic, topic+".dlq")
+		},
 	}
 	recreated := kafka{"Apache Kafka, the topic deleted and created again",
 		func(t *testing.T, topic string) []string { return consumertest.RealKafka(t, 1, topic, topic+".dlq") },
