@@ -126,6 +126,9 @@ func (cl *claim) inTransaction(ctx context.Context, msgs []*Message, rejected []
 	// Dead letters are written and acknowledged before the transaction that records them
 	// commits, but never while it is open: a transaction waiting for the broker would hold
 	// the database's locks (SQLite's only connection) for a network round trip.
+	if err := cl.fenceDeadLetters(ctx, msgs, rejected); err != nil {
+		return nil, err
+	}
 	if err := cl.writeDeadLetters(ctx, msgs, rejected); err != nil {
 		return nil, err
 	}
@@ -157,6 +160,9 @@ func (cl *claim) inTransaction(ctx context.Context, msgs []*Message, rejected []
 				return nil, err
 			}
 			rejected = results // again, without the messages the handler rejected
+			if err := cl.fenceDeadLetters(ctx, msgs, rejected); err != nil {
+				return nil, err
+			}
 			if err := cl.writeDeadLetters(ctx, msgs, rejected); err != nil {
 				return nil, err
 			}
@@ -173,6 +179,31 @@ func (cl *claim) inTransaction(ctx context.Context, msgs []*Message, rejected []
 		}
 		return results, nil
 	}
+}
+
+// fenceDeadLetters makes sure, before dead letters for msgs are written, that the stored
+// offset is still where this claim left it. The transaction's compare-and-set fences the
+// database, but letters are written before it: a member frozen while its partitions moved
+// would otherwise write again the letters its successor already wrote. Now it finds the
+// offset moved (offsetstore.ErrMoved) and trims the batch; what remains is the moment
+// between this read and the write.
+func (cl *claim) fenceDeadLetters(ctx context.Context, msgs []*Message, rejected []error) error {
+	todo := false
+	for i, m := range msgs {
+		todo = todo || rejected[i] != nil && !cl.deadLettered[m.Offset]
+	}
+	if !todo {
+		return nil
+	}
+	c := cl.c
+	got, err := c.store.Load(ctx, c.db, cl.key, []int32{cl.key.Partition})
+	if err != nil {
+		return fmt.Errorf("%w: read the stored offset of %s: %w", errStore, cl.key, ClassifyDatabaseError(err))
+	}
+	if got[cl.key.Partition] != cl.stored {
+		return offsetstore.ErrMoved
+	}
+	return nil
 }
 
 // hasNew reports whether results rejects a message that rejected did not.
