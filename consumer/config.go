@@ -14,17 +14,19 @@ import (
 )
 
 // This file is the one contract between the operator and the consumer pods: the operator
-// renders a Config into a ConfigMap (ConfigFileName) and sets the secret values as
-// environment variables (the Env* constants) from Secret references; the consumer reads
-// both with Load. Nothing secret is ever part of the file.
+// renders a Config into a ConfigMap (ConfigFileName) and mounts the secret values as files
+// whose paths the Config names (database.dsnFile, kafka.sasl.usernameFile and passwordFile,
+// sentryDSNFile, kafka.tls); the consumer reads both with Load. Outside a pod (demo, dev,
+// tests) the secret values can come from the environment instead (the Env* constants).
+// Nothing secret is ever part of the file.
 
 // ConfigFileName is the key of the consumer configuration in the operator's ConfigMap and
 // the file name under which the pod mounts it.
 const ConfigFileName = "config.yaml"
 
-// Environment variables that carry secret values into a consumer pod. The operator sets
-// them from secretKeyRef; the consumer reads them in Load. Their values never appear in
-// the config file, logs, events or status.
+// Environment variables that carry secret values into a consumer process where no file
+// names them; Load reads them. Their values never appear in the config file, logs, events
+// or status.
 const (
 	EnvDatabaseDSN  = "KAFKASUB_DATABASE_DSN"
 	EnvSASLUsername = "KAFKASUB_KAFKA_SASL_USERNAME"
@@ -95,10 +97,12 @@ type Config struct {
 	HealthAddr string `json:"healthAddr"`
 	// MetricsAddr serves /metrics.
 	MetricsAddr string `json:"metricsAddr"`
-	// SentryEnabled reports errors to Sentry with the DSN from EnvSentryDSN.
+	// SentryEnabled reports errors to Sentry with the DSN from SentryDSNFile or EnvSentryDSN.
 	SentryEnabled bool `json:"sentryEnabled,omitempty"`
+	// SentryDSNFile is a file holding the Sentry DSN (a mounted Secret key).
+	SentryDSNFile string `json:"sentryDSNFile,omitempty"`
 
-	// Secret values, read from the environment by Load; never serialised.
+	// Secret values, read from the files above (or the environment) by Load; never serialised.
 	DatabaseDSN  string `json:"-"`
 	SASLUsername string `json:"-"`
 	SASLPassword string `json:"-"`
@@ -125,9 +129,12 @@ type TLSConfig struct {
 	KeyFile  string `json:"keyFile,omitempty"`
 }
 
-// SASLConfig selects the mechanism; the username and password come from the environment.
+// SASLConfig selects the mechanism; the username and password come from the files it
+// names (mounted Secret keys), or from the environment when it names none.
 type SASLConfig struct {
-	Mechanism string `json:"mechanism"`
+	Mechanism    string `json:"mechanism"`
+	UsernameFile string `json:"usernameFile,omitempty"`
+	PasswordFile string `json:"passwordFile,omitempty"`
 }
 
 // DeadLetterConfig names the topic that receives permanently failed messages.
@@ -144,9 +151,12 @@ type RetryConfig struct {
 	MaxBackoff     Duration `json:"maxBackoff"`
 }
 
-// DatabaseConfig selects the driver; the DSN comes from the environment.
+// DatabaseConfig selects the driver; the DSN comes from DSNFile, or from the environment
+// when that is empty.
 type DatabaseConfig struct {
 	Driver string `json:"driver"`
+	// DSNFile is a file holding the data source name (a mounted Secret key).
+	DSNFile string `json:"dsnFile,omitempty"`
 	// Migrate runs the handler's migrations on start.
 	Migrate bool `json:"migrate,omitempty"`
 	// OffsetTable is the runtime's table of applied offsets, created on start
@@ -254,7 +264,11 @@ func (c *Config) Validate() error {
 		bad("database.driver", "%q must be %s, %s or %s", c.Database.Driver, DriverPostgres, DriverMySQL, DriverSQLite)
 	}
 	if c.DatabaseDSN == "" {
-		bad(EnvDatabaseDSN, "is required (the database DSN)")
+		if c.Database.DSNFile != "" {
+			bad("database.dsnFile", "%s is empty (the database DSN)", c.Database.DSNFile)
+		} else {
+			bad(EnvDatabaseDSN, "is required (the database DSN)")
+		}
 	}
 	if c.SentryEnabled && c.SentryDSN == "" {
 		bad(EnvSentryDSN, "is required when sentryEnabled is true")
@@ -283,8 +297,8 @@ func Parse(data []byte) (*Config, error) {
 	return &c, nil
 }
 
-// Load reads the configuration file at path, takes the secret values from getenv (os.Getenv
-// when nil), applies defaults and validates.
+// Load reads the configuration file at path, takes the secret values from the files it
+// names and otherwise from getenv (os.Getenv when nil), applies defaults and validates.
 func Load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -295,6 +309,9 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	c.FromEnv(getenv)
+	if err := c.FromFiles(); err != nil {
+		return nil, fmt.Errorf("consumer config %s: %w", path, err)
+	}
 	c.Default()
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid consumer config %s:\n%w", path, err)
@@ -311,4 +328,61 @@ func (c *Config) FromEnv(getenv func(string) string) {
 	c.SASLUsername = getenv(EnvSASLUsername)
 	c.SASLPassword = getenv(EnvSASLPassword)
 	c.SentryDSN = getenv(EnvSentryDSN)
+}
+
+// FromFiles reads the secret values from the files the configuration names; a value whose
+// file is not named keeps what FromEnv found. Trailing line breaks are dropped, as a Secret
+// made with `kubectl create secret --from-file` often has one.
+func (c *Config) FromFiles() error {
+	for _, f := range []struct {
+		field, path string
+		into        *string
+	}{
+		{"database.dsnFile", c.Database.DSNFile, &c.DatabaseDSN},
+		{"kafka.sasl.usernameFile", c.saslFile(func(s *SASLConfig) string { return s.UsernameFile }), &c.SASLUsername},
+		{"kafka.sasl.passwordFile", c.saslFile(func(s *SASLConfig) string { return s.PasswordFile }), &c.SASLPassword},
+		{"sentryDSNFile", c.SentryDSNFile, &c.SentryDSN},
+	} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			// The error names the path only, never the content.
+			return fmt.Errorf("%s: %w", f.field, err)
+		}
+		*f.into = strings.TrimRight(string(b), "\r\n")
+	}
+	return nil
+}
+
+func (c *Config) saslFile(get func(*SASLConfig) string) string {
+	if c.Kafka.SASL == nil {
+		return ""
+	}
+	return get(c.Kafka.SASL)
+}
+
+// SecretFiles are the files the consumer reads secret values or key material from: the
+// ones FromFiles reads and the TLS files. A change to any of them (a rotated Secret, which
+// the kubelet writes into the mounted volume) needs the consumer to start again.
+func (c *Config) SecretFiles() []string {
+	var files []string
+	add := func(p string) {
+		if p != "" {
+			files = append(files, p)
+		}
+	}
+	add(c.Database.DSNFile)
+	if s := c.Kafka.SASL; s != nil {
+		add(s.UsernameFile)
+		add(s.PasswordFile)
+	}
+	add(c.SentryDSNFile)
+	if t := c.Kafka.TLS; t != nil {
+		add(t.CAFile)
+		add(t.CertFile)
+		add(t.KeyFile)
+	}
+	return files
 }

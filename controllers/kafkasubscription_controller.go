@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +35,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -49,9 +51,6 @@ const FieldManager = "kafkasub-operator"
 // ControllerName names the controller in logs, metrics and as the events' reporting controller.
 const ControllerName = "kafkasubscription"
 
-// secretIndex indexes KafkaSubscriptions by the names of the Secrets they reference.
-const secretIndex = ".spec.secretNames"
-
 // Event reasons on a KafkaSubscription.
 const (
 	EventCreated        = "Created"
@@ -65,11 +64,21 @@ const (
 
 // Log messages.
 const (
-	logApplied         = "Applied child object"
-	logDeletedPDB      = "Deleted PodDisruptionBudget that is no longer needed"
-	logStatusUpdated   = "Updated status"
-	logInvalidSpec     = "Spec cannot be rendered"
-	logSecretsNotFound = "Referenced Secrets not found"
+	logApplied            = "Applied child object"
+	logDeletedPDB         = "Deleted PodDisruptionBudget that is no longer needed"
+	logReplacedService    = "Deleted metrics Service with a cluster IP to recreate it headless"
+	logStatusUpdated      = "Updated status"
+	logInvalidSpec        = "Spec cannot be rendered"
+	logSecretsNotFound    = "Consumer pods report referenced Secrets or keys not found"
+	logListPodsForRequest = "List KafkaSubscription of Pod"
+)
+
+// Messages of events.
+const (
+	msgCreatedDeployment = "Created Deployment %s with %d replicas"
+	msgUpdatedDeployment = "Updated Deployment %s (config %s, %d replicas)"
+	msgDeletedPDB        = "Deleted PodDisruptionBudget %s: at most one replica runs"
+	msgSecretsFound      = "No consumer pod reports a missing Secret any more"
 )
 
 // KafkaSubscriptionReconciler turns a KafkaSubscription into a ConfigMap, a Deployment, a
@@ -84,22 +93,26 @@ type KafkaSubscriptionReconciler struct {
 
 // RBAC, least privilege: children are written only with server-side apply (create, patch)
 // and deleted by the garbage collector, except a PodDisruptionBudget that is no longer
-// wanted; the status is patched; finalizers/update lets the owner references block owner
-// deletion. The operator reads Secrets' metadata only (to report a missing one); it never
-// reads a value and never writes a Secret. Kubernetes RBAC cannot grant metadata alone, so
-// these are the read verbs, and the code only ever asks for PartialObjectMetadata.
+// wanted and a metrics Service from before it was headless (a cluster IP cannot be
+// removed in place); the status is patched; finalizers/update lets the owner references
+// block owner deletion. No permission on Secrets at all: the consumer pods get them from
+// their kubelet, and what the kubelet could not find shows in the pods' status and their
+// FailedMount events, which the operator reads.
 //
 // +kubebuilder:rbac:groups=kafkasub.io,resources=kafkasubscriptions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=kafkasub.io,resources=kafkasubscriptions/status,verbs=get;patch
 // +kubebuilder:rbac:groups=kafkasub.io,resources=kafkasubscriptions/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
-// +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings the children of one KafkaSubscription to their desired state and
-// writes its status once, in a deferred step, only when it changed.
+// writes its status once, in a deferred step, only when it changed. A child is applied
+// only when its desired state differs from the live one in the cache.
 func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ reconcile.Result, retErr error) {
 	logger := log.FromContext(ctx)
 
@@ -121,15 +134,13 @@ func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconci
 		}
 	}()
 
-	missing, versions, err := r.observeSecrets(ctx, ksub)
+	problems, err := r.observeSecretProblems(ctx, ksub)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	obs.MissingSecrets = missing
+	obs.MissingSecrets = problems
 
-	opts := r.Options
-	opts.SecretVersions = versions
-	desired, err := BuildDesired(ksub, opts)
+	desired, err := BuildDesired(ksub, r.Options)
 	if err != nil {
 		// A spec change triggers the next reconcile; retrying cannot help.
 		obs.InvalidSpec = err
@@ -138,36 +149,48 @@ func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconci
 		return reconcile.Result{}, nil
 	}
 
-	existing := &appsv1.Deployment{}
-	err = r.Get(ctx, client.ObjectKeyFromObject(desired.Deployment), existing)
-	switch {
-	case apierrors.IsNotFound(err):
-		existing = nil
-	case err != nil:
-		return reconcile.Result{}, fmt.Errorf("get Deployment %s: %w", desired.Deployment.Name, err)
-	}
-
 	for _, obj := range desired.Objects() {
+		live, err := r.live(ctx, obj)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if svc, ok := live.(*corev1.Service); ok && svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+			if err := r.replaceService(ctx, ksub, svc); err != nil {
+				obs.ApplyError = err
+				return reconcile.Result{}, err
+			}
+			live = nil
+		}
+		upToDate, err := isUpToDate(obj, live)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		dep, isDeployment := obj.(*appsv1.Deployment)
+		if upToDate {
+			if isDeployment {
+				obs.Deployment = live.(*appsv1.Deployment)
+			}
+			continue
+		}
 		applied, err := r.apply(ctx, obj)
 		if err != nil {
 			obs.ApplyError = err
 			r.Recorder.Eventf(ksub, nil, corev1.EventTypeWarning, EventApplyFailed, "Apply", "%s", err.Error())
 			return reconcile.Result{}, err
 		}
-		if obj == client.Object(desired.Deployment) {
-			dep := &appsv1.Deployment{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, dep); err != nil {
-				return reconcile.Result{}, fmt.Errorf("read applied Deployment: %w", err)
-			}
-			obs.Deployment = dep
-			switch {
-			case existing == nil:
-				r.Recorder.Eventf(ksub, dep, corev1.EventTypeNormal, EventCreated, "Apply",
-					"Created Deployment %s with %d replicas", dep.Name, *dep.Spec.Replicas)
-			case existing.ResourceVersion != dep.ResourceVersion && existing.Generation != dep.Generation:
-				r.Recorder.Eventf(ksub, dep, corev1.EventTypeNormal, EventUpdated, "Apply",
-					"Updated Deployment %s (config %s, %d replicas)", dep.Name, shortHash(desired.ConfigHash), *dep.Spec.Replicas)
-			}
+		if !isDeployment {
+			continue
+		}
+		dep = &appsv1.Deployment{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(applied.Object, dep); err != nil {
+			return reconcile.Result{}, fmt.Errorf("read applied Deployment: %w", err)
+		}
+		obs.Deployment = dep
+		switch existing, _ := live.(*appsv1.Deployment); {
+		case existing == nil:
+			r.Recorder.Eventf(ksub, dep, corev1.EventTypeNormal, EventCreated, "Apply", msgCreatedDeployment, dep.Name, *dep.Spec.Replicas)
+		case existing.Generation != dep.Generation:
+			r.Recorder.Eventf(ksub, dep, corev1.EventTypeNormal, EventUpdated, "Apply", msgUpdatedDeployment, dep.Name, shortHash(desired.ConfigHash), *dep.Spec.Replicas)
 		}
 	}
 
@@ -179,6 +202,93 @@ func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconci
 	}
 	obs.Complete = true
 	return reconcile.Result{}, nil
+}
+
+// live returns the cached object of obj's kind and key, nil when there is none.
+func (r *KafkaSubscriptionReconciler) live(ctx context.Context, obj client.Object) (client.Object, error) {
+	live := reflect.New(reflect.TypeOf(obj).Elem()).Interface().(client.Object)
+	err := r.Get(ctx, client.ObjectKeyFromObject(obj), live)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get %T %s: %w", obj, obj.GetName(), err)
+	}
+	return live, nil
+}
+
+// isUpToDate reports whether the live object needs no apply: it carries the desired
+// AnnotationAppliedHash (the desired state did not change since it was last applied) and
+// every field the operator sets still has the desired value (nobody edited one by hand;
+// fields others added and defaults the API server filled in do not matter, as server-side
+// apply would leave them too).
+func isUpToDate(desired, live client.Object) (bool, error) {
+	if live == nil || reflect.ValueOf(live).IsNil() {
+		return false, nil
+	}
+	if live.GetAnnotations()[AnnotationAppliedHash] != desired.GetAnnotations()[AnnotationAppliedHash] {
+		return false, nil
+	}
+	want, err := toApplyObject(desired)
+	if err != nil {
+		return false, err
+	}
+	have, err := runtime.DefaultUnstructuredConverter.ToUnstructured(live)
+	if err != nil {
+		return false, fmt.Errorf("convert live %s: %w", live.GetName(), err)
+	}
+	delete(want.Object, "apiVersion")
+	delete(want.Object, "kind")
+	return isSubset(want.Object, have), nil
+}
+
+// isSubset reports whether every field of want is in have with the same value; lists must
+// have the same length, element by element.
+func isSubset(want, have any) bool {
+	switch w := want.(type) {
+	case map[string]any:
+		h, ok := have.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, wv := range w {
+			hv, ok := h[k]
+			if !ok {
+				if isEmpty(wv) {
+					continue
+				}
+				return false
+			}
+			if !isSubset(wv, hv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		h, ok := have.([]any)
+		if !ok || len(h) != len(w) {
+			return isEmpty(w) && have == nil
+		}
+		for i := range w {
+			if !isSubset(w[i], h[i]) {
+				return false
+			}
+		}
+		return true
+	default:
+		return reflect.DeepEqual(want, have)
+	}
+}
+
+// isEmpty is an empty map or list, which the API server may drop.
+func isEmpty(v any) bool {
+	switch t := v.(type) {
+	case map[string]any:
+		return len(t) == 0
+	case []any:
+		return len(t) == 0
+	}
+	return false
 }
 
 // apply server-side applies obj under FieldManager, taking over any field someone else
@@ -228,6 +338,20 @@ func pruneNulls(m map[string]any) {
 	}
 }
 
+// replaceService deletes the subscription's metrics Service that still has a cluster IP
+// (made before the Service was headless): a cluster IP cannot be removed in place. The
+// apply that follows creates it again, headless.
+func (r *KafkaSubscriptionReconciler) replaceService(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription, svc *corev1.Service) error {
+	if !metav1.IsControlledBy(svc, ksub) {
+		return nil // the apply reports the conflict
+	}
+	if err := r.Delete(ctx, svc, client.Preconditions{UID: &svc.UID}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete Service %s to recreate it headless: %w", svc.Name, err)
+	}
+	log.FromContext(ctx).Info(logReplacedService, "name", svc.Name, "clusterIP", svc.Spec.ClusterIP)
+	return nil
+}
+
 // deleteStalePDB deletes the subscription's PodDisruptionBudget once it is no longer
 // wanted (one replica or suspended). A PDB that the subscription does not control is left alone.
 func (r *KafkaSubscriptionReconciler) deleteStalePDB(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription) error {
@@ -246,30 +370,26 @@ func (r *KafkaSubscriptionReconciler) deleteStalePDB(ctx context.Context, ksub *
 		return fmt.Errorf("delete PodDisruptionBudget %s: %w", pdb.Name, err)
 	}
 	log.FromContext(ctx).Info(logDeletedPDB, "name", pdb.Name)
-	r.Recorder.Eventf(ksub, pdb, corev1.EventTypeNormal, EventDeleted, "Delete",
-		"Deleted PodDisruptionBudget %s: at most one replica runs", pdb.Name)
+	r.Recorder.Eventf(ksub, pdb, corev1.EventTypeNormal, EventDeleted, "Delete", msgDeletedPDB, pdb.Name)
 	return nil
 }
 
-// observeSecrets returns the referenced Secrets that do not exist and the resourceVersions
-// of those that do, looking at metadata only.
-func (r *KafkaSubscriptionReconciler) observeSecrets(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription) ([]SecretUse, map[string]string, error) {
-	var missing []SecretUse
-	versions := map[string]string{}
-	for _, use := range ReferencedSecrets(ksub) {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		err := r.Get(ctx, types.NamespacedName{Namespace: ksub.Namespace, Name: use.Name}, m)
-		switch {
-		case apierrors.IsNotFound(err):
-			missing = append(missing, use)
-		case err != nil:
-			return nil, nil, fmt.Errorf("look up Secret %s: %w", use.Name, err)
-		default:
-			versions[use.Name] = m.ResourceVersion
-		}
+// observeSecretProblems returns what the subscription's consumer pods report missing: a
+// Secret or key their kubelet could not find, from the container statuses
+// (CreateContainerConfigError) and the FailedMount events of pods that have not started.
+func (r *KafkaSubscriptionReconciler) observeSecretProblems(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription) ([]SecretProblem, error) {
+	pods := &corev1.PodList{}
+	if err := r.List(ctx, pods, client.InNamespace(ksub.Namespace), client.MatchingLabels{LabelSubscription: ksub.Name}); err != nil {
+		return nil, fmt.Errorf("list consumer pods: %w", err)
 	}
-	return missing, versions, nil
+	if len(pods.Items) == 0 {
+		return nil, nil
+	}
+	events := &corev1.EventList{}
+	if err := r.List(ctx, events, client.InNamespace(ksub.Namespace)); err != nil {
+		return nil, fmt.Errorf("list FailedMount events: %w", err)
+	}
+	return SecretProblems(ksub, pods.Items, events.Items), nil
 }
 
 // writeStatus computes the status and writes it only when it changed, with an event when
@@ -287,7 +407,7 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 		r.Recorder.Eventf(ksub, nil, corev1.EventTypeWarning, EventSecretNotFound, "CheckSecrets", "%s", MissingSecretsMessage(obs.MissingSecrets))
 	}
 	if wasMissing && !isMissing && obs.InvalidSpec == nil {
-		r.Recorder.Eventf(ksub, nil, corev1.EventTypeNormal, EventSecretsFound, "CheckSecrets", "Every referenced Secret exists")
+		r.Recorder.Eventf(ksub, nil, corev1.EventTypeNormal, EventSecretsFound, "CheckSecrets", msgSecretsFound)
 	}
 
 	base := ksub.DeepCopy()
@@ -309,42 +429,39 @@ func shortHash(h string) string {
 	return h
 }
 
-// secretNames is the index function of secretIndex.
-func secretNames(obj client.Object) []string {
-	ksub, ok := obj.(*kafkasubv1alpha1.KafkaSubscription)
-	if !ok {
-		return nil
-	}
-	uses := ReferencedSecrets(ksub)
-	names := make([]string, len(uses))
-	for i, u := range uses {
-		names[i] = u.Name
-	}
-	return names
-}
-
 // SetupWithManager registers the controller: it watches KafkaSubscriptions, the children
-// they own, and the metadata of Secrets (a Secret created, changed or deleted requeues every
-// subscription in its namespace that references it).
-func (r *KafkaSubscriptionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &kafkasubv1alpha1.KafkaSubscription{}, secretIndex, secretNames); err != nil {
-		return fmt.Errorf("index KafkaSubscriptions by Secret: %w", err)
-	}
-	secretToSubscriptions := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
-		list := &kafkasubv1alpha1.KafkaSubscriptionList{}
-		if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace()), client.MatchingFields{secretIndex: obj.GetName()}); err != nil {
-			log.FromContext(ctx).Error(err, "List KafkaSubscriptions for Secret", "secret", obj.GetName())
+// they own, their consumer pods (only a change of what the pods report about Secrets
+// matters) and the FailedMount events of those pods.
+func (r *KafkaSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	subscriptionOf := func(obj client.Object) []reconcile.Request {
+		name := obj.GetLabels()[LabelSubscription]
+		if name == "" {
 			return nil
 		}
-		reqs := make([]reconcile.Request, len(list.Items))
-		for i := range list.Items {
-			reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
-		}
-		return reqs
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+	}
+	podToSubscription := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		return subscriptionOf(obj)
 	})
-	// A Secret's existence and its resourceVersion matter (a change rolls the pods); a
-	// resync that changes nothing is ignored.
-	changed := predicate.ResourceVersionChangedPredicate{}
+	eventToSubscription := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, obj client.Object) []reconcile.Request {
+		ev, ok := obj.(*corev1.Event)
+		if !ok || ev.InvolvedObject.Kind != "Pod" {
+			return nil
+		}
+		pod := &corev1.Pod{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ev.InvolvedObject.Namespace, Name: ev.InvolvedObject.Name}, pod); err != nil {
+			if !apierrors.IsNotFound(err) {
+				log.FromContext(ctx).Error(err, logListPodsForRequest, "pod", ev.InvolvedObject.Name)
+			}
+			return nil
+		}
+		return subscriptionOf(pod)
+	})
+	podChanged := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		oldPod, ok1 := e.ObjectOld.(*corev1.Pod)
+		newPod, ok2 := e.ObjectNew.(*corev1.Pod)
+		return !ok1 || !ok2 || podSecretState(oldPod) != podSecretState(newPod)
+	}}
 
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&kafkasubv1alpha1.KafkaSubscription{}).
@@ -352,7 +469,8 @@ func (r *KafkaSubscriptionReconciler) SetupWithManager(ctx context.Context, mgr 
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Service{}).
 		Owns(&policyv1.PodDisruptionBudget{}).
-		WatchesMetadata(&corev1.Secret{}, secretToSubscriptions, builder.WithPredicates(changed)).
+		Watches(&corev1.Pod{}, podToSubscription, builder.WithPredicates(podChanged)).
+		Watches(&corev1.Event{}, eventToSubscription).
 		Named(ControllerName).
 		Complete(r)
 }

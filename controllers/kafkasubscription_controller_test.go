@@ -168,22 +168,20 @@ var _ = Describe("KafkaSubscription controller", func() {
 		Expect(dep.Spec.Template.Annotations).To(HaveKey(AnnotationConfigHash))
 		Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/tmp")))
 
-		By("passing every secret as a secretKeyRef")
-		env := map[string]corev1.EnvVar{}
+		By("mounting every secret as a file of one projected volume, never as a variable")
 		for _, e := range c.Env {
-			env[e.Name] = e
+			Expect(e.ValueFrom).To(BeNil(), "env %s comes from a reference", e.Name)
 		}
-		for name, ref := range map[string][2]string{
-			consumer.EnvDatabaseDSN:  {"shop-db", "dsn"},
-			consumer.EnvSASLUsername: {"kafka-user", "username"},
-			consumer.EnvSASLPassword: {"kafka-user", "password"},
-			consumer.EnvSentryDSN:    {"sentry", "dsn"},
-		} {
-			Expect(env).To(HaveKey(name))
-			Expect(env[name].Value).To(BeEmpty())
-			Expect(env[name].ValueFrom.SecretKeyRef.Name).To(Equal(ref[0]))
-			Expect(env[name].ValueFrom.SecretKeyRef.Key).To(Equal(ref[1]))
+		var secretNames []string
+		for _, v := range pod.Volumes {
+			if v.Projected != nil {
+				for _, src := range v.Projected.Sources {
+					secretNames = append(secretNames, src.Secret.Name)
+				}
+			}
 		}
+		Expect(secretNames).To(ConsistOf("shop-db", "kafka-tls", "kafka-user", "sentry"))
+		Expect(svc.Spec.ClusterIP).To(Equal(corev1.ClusterIPNone), "the metrics Service takes a cluster IP")
 
 		By("reporting Ready once the Deployment is available, with no secret value anywhere")
 		setDeploymentStatus("inventory", 2)
@@ -244,6 +242,17 @@ var _ = Describe("KafkaSubscription controller", func() {
 	It("reads well in kubectl get ksub: topic, dead-letter topic, ready, replicas, age", func() {
 		createSecret("shop-db", map[string]string{"dsn": dsnValue})
 		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())
+		By("showing 0, not nothing, in READY-REPLICAS (-o wide) before any pod is ready")
+		Eventually(func(g Gomega) {
+			g.Expect(getSubscription(g, "inventory").Status.Conditions).NotTo(BeEmpty())
+			table := getTable(ns, "kafkasubscriptions")
+			g.Expect(table.Rows).To(HaveLen(1))
+			for i, c := range table.ColumnDefinitions {
+				if c.Name == "Ready-Replicas" || c.Name == "Replicas" {
+					g.Expect(table.Rows[0].Cells[i]).To(Equal(float64(0)), "column %s", c.Name)
+				}
+			}
+		}).Should(Succeed())
 		setDeploymentStatus("inventory", 2)
 		Eventually(func(g Gomega) {
 			g.Expect(condition(g, "inventory", kafkasubv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
@@ -264,22 +273,95 @@ var _ = Describe("KafkaSubscription controller", func() {
 		}))
 	})
 
-	It("reports a missing Secret as Degraded, still renders the Deployment, and clears when the Secret is created", func() {
+	// createPod plays the ReplicaSet controller: a consumer pod of the subscription.
+	createPod := func(name string) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name + "-consumer-abc12", Namespace: ns, Labels: StandardLabels(newSubscription(name))},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: ContainerName, Image: testConsumerImage}}},
+		}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		return p
+	}
+	// setContainerState plays the kubelet: the consumer container's state.
+	setContainerState := func(p *corev1.Pod, state corev1.ContainerState) {
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+			p.Status.Phase = corev1.PodPending
+			if state.Running != nil {
+				p.Status.Phase = corev1.PodRunning
+			}
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: ContainerName, Image: testConsumerImage, State: state}}
+			g.Expect(k8sClient.Status().Update(ctx, p)).To(Succeed())
+		}).Should(Succeed())
+	}
+	degraded := func(g Gomega, name string) *metav1.Condition {
+		return condition(g, name, kafkasubv1alpha1.ConditionDegraded)
+	}
+
+	It("reports a Secret the kubelet cannot find (CreateContainerConfigError) as Degraded SecretNotFound, and clears when the pod starts", func() {
 		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())
 		Eventually(func(g Gomega) {
-			c := condition(g, "inventory", kafkasubv1alpha1.ConditionDegraded)
+			getDeployment(g, "inventory")
+			g.Expect(degraded(g, "inventory").Reason).To(Equal(kafkasubv1alpha1.ReasonAsExpected))
+		}).Should(Succeed())
+
+		p := createPod("inventory")
+		setContainerState(p, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+			Reason: "CreateContainerConfigError", Message: `secret "shop-db" not found`,
+		}})
+		Eventually(func(g Gomega) {
+			c := degraded(g, "inventory")
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(c.Reason).To(Equal(kafkasubv1alpha1.ReasonSecretNotFound))
-			g.Expect(c.Message).To(ContainSubstring(`Secret "shop-db" (key "dsn", for spec.database.dsnSecretRef) not found`))
-			getDeployment(g, "inventory")
+			g.Expect(c.Message).To(Equal(`Secret "shop-db" (key "dsn", for spec.database.dsnSecretRef) not found`))
 			g.Expect(events(g, "inventory")).To(HaveKeyWithValue(EventSecretNotFound, ContainSubstring("shop-db")))
 		}).Should(Succeed())
 
-		createSecret("shop-db", map[string]string{"dsn": dsnValue})
+		By("naming the key when the Secret exists without it")
+		setContainerState(p, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+			Reason: "CreateContainerConfigError", Message: "couldn't find key dsn in Secret " + ns + "/shop-db",
+		}})
 		Eventually(func(g Gomega) {
-			c := condition(g, "inventory", kafkasubv1alpha1.ConditionDegraded)
+			g.Expect(degraded(g, "inventory").Message).To(Equal(`Secret "shop-db" has no key "dsn" (for spec.database.dsnSecretRef)`))
+		}).Should(Succeed())
+
+		By("clearing once the container runs")
+		setContainerState(p, corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}})
+		Eventually(func(g Gomega) {
+			c := degraded(g, "inventory")
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(c.Reason).To(Equal(kafkasubv1alpha1.ReasonAsExpected))
+			g.Expect(events(g, "inventory")).To(HaveKey(EventSecretsFound))
+		}).Should(Succeed())
+	})
+
+	It("reports a Secret key the kubelet cannot mount (FailedMount) as Degraded SecretNotFound while the pod has not started", func() {
+		k := newSubscription("inventory")
+		withAllSecrets(k)
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		Eventually(func(g Gomega) { getDeployment(g, "inventory") }).Should(Succeed())
+		p := createPod("inventory")
+		setContainerState(p, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}})
+		ev := &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: p.Name + ".failedmount", Namespace: ns},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: p.Name, UID: p.UID, APIVersion: "v1"},
+			Reason:         "FailedMount",
+			Type:           corev1.EventTypeWarning,
+			Message:        `MountVolume.SetUp failed for volume "secrets" : [secret "kafka-user" not found, references non-existent secret key: user.key]`,
+			Source:         corev1.EventSource{Component: "kubelet"},
+		}
+		Expect(k8sClient.Create(ctx, ev)).To(Succeed())
+		Eventually(func(g Gomega) {
+			c := degraded(g, "inventory")
+			g.Expect(c.Reason).To(Equal(kafkasubv1alpha1.ReasonSecretNotFound))
+			g.Expect(c.Message).To(Equal(`Secret "kafka-tls" has no key "user.key" (for spec.kafka.tls.secretRef); ` +
+				`Secret "kafka-user" (keys "password", "username", for spec.kafka.sasl.secretRef) not found`))
+		}).Should(Succeed())
+
+		By("ignoring the event once the pod has started (the mount succeeded)")
+		setContainerState(p, corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}})
+		Eventually(func(g Gomega) {
+			g.Expect(degraded(g, "inventory").Reason).To(Equal(kafkasubv1alpha1.ReasonAsExpected))
 		}).Should(Succeed())
 	})
 
@@ -311,30 +393,30 @@ var _ = Describe("KafkaSubscription controller", func() {
 		}).Should(Succeed())
 	})
 
-	It("rolls the pods when a referenced Secret changes, without reading its value into the Deployment", func() {
+	It("replaces a metrics Service that has a cluster IP by a headless one", func() {
 		createSecret("shop-db", map[string]string{"dsn": dsnValue})
-		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())
-		var configHash, secretsVersion string
+		k := newSubscription("inventory")
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		var old *corev1.Service
 		Eventually(func(g Gomega) {
-			a := getDeployment(g, "inventory").Spec.Template.Annotations
-			configHash, secretsVersion = a[AnnotationConfigHash], a[AnnotationSecretsVersion]
-			g.Expect(configHash).NotTo(BeEmpty())
-			g.Expect(secretsVersion).NotTo(BeEmpty())
+			old = &corev1.Service{}
+			g.Expect(k8sClient.Get(ctx, key("inventory-consumer"), old)).To(Succeed())
+		}).Should(Succeed())
+		// What an older operator left: the same Service with a cluster IP.
+		Expect(k8sClient.Delete(ctx, old)).To(Succeed())
+		withIP := old.DeepCopy()
+		withIP.ResourceVersion, withIP.UID = "", ""
+		withIP.Spec.ClusterIP, withIP.Spec.ClusterIPs = "", nil
+		delete(withIP.Annotations, AnnotationAppliedHash)
+		Eventually(func(g Gomega) {
+			err := k8sClient.Create(ctx, withIP.DeepCopy())
+			g.Expect(err == nil || apierrors.IsAlreadyExists(err)).To(BeTrue(), "%v", err)
 		}).Should(Succeed())
 
-		rotated := "postgres://shop:rotated-password@db.shop:5432/shop"
-		s := &corev1.Secret{}
-		Expect(k8sClient.Get(ctx, key("shop-db"), s)).To(Succeed())
-		s.Data = map[string][]byte{"dsn": []byte(rotated)}
-		Expect(k8sClient.Update(ctx, s)).To(Succeed())
-
 		Eventually(func(g Gomega) {
-			d := getDeployment(g, "inventory")
-			g.Expect(d.Spec.Template.Annotations[AnnotationSecretsVersion]).NotTo(Equal(secretsVersion))
-			g.Expect(d.Spec.Template.Annotations[AnnotationConfigHash]).To(Equal(configHash))
-			raw, err := json.Marshal(d)
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(string(raw)).NotTo(ContainSubstring("rotated-password"))
+			s := &corev1.Service{}
+			g.Expect(k8sClient.Get(ctx, key("inventory-consumer"), s)).To(Succeed())
+			g.Expect(s.Spec.ClusterIP).To(Equal(corev1.ClusterIPNone))
 		}).Should(Succeed())
 	})
 
@@ -389,6 +471,28 @@ var _ = Describe("KafkaSubscription controller", func() {
 			g.Expect(*d.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem).To(BeTrue())
 		}).Should(Succeed())
 
+		By("reverting a hand edit of the configuration and the Service")
+		Eventually(func(g Gomega) {
+			cm := &corev1.ConfigMap{}
+			g.Expect(k8sClient.Get(ctx, key("inventory-consumer"), cm)).To(Succeed())
+			cm.Data[consumer.ConfigFileName] = "handler: someone-else\n"
+			g.Expect(k8sClient.Update(ctx, cm)).To(Succeed())
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			s := &corev1.Service{}
+			g.Expect(k8sClient.Get(ctx, key("inventory-consumer"), s)).To(Succeed())
+			s.Spec.Selector[LabelInstance] = "someone-else"
+			g.Expect(k8sClient.Update(ctx, s)).To(Succeed())
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			cm := &corev1.ConfigMap{}
+			g.Expect(k8sClient.Get(ctx, key("inventory-consumer"), cm)).To(Succeed())
+			g.Expect(cm.Data[consumer.ConfigFileName]).To(ContainSubstring("inventory.product-updates"))
+			s := &corev1.Service{}
+			g.Expect(k8sClient.Get(ctx, key("inventory-consumer"), s)).To(Succeed())
+			g.Expect(s.Spec.Selector).To(HaveKeyWithValue(LabelInstance, "inventory"))
+		}).Should(Succeed())
+
 		By("recreating a deleted ConfigMap")
 		Expect(k8sClient.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "inventory-consumer", Namespace: ns}})).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -424,18 +528,26 @@ var _ = Describe("KafkaSubscription controller", func() {
 		}
 	})
 
-	It("does not rewrite the status when nothing changed", func() {
+	It("converges in at most six writes and makes no write in a reconcile that changes nothing", func() {
 		createSecret("shop-db", map[string]string{"dsn": dsnValue})
-		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())
-		setDeploymentStatus("inventory", 2)
+		k := newSubscription("inventory")
+		k.Spec.Replicas = ptr.To[int32](1)
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(getSubscription(g, "inventory").Status.ObservedGeneration).To(Equal(int64(1)))
+		}).Should(Succeed())
+		setDeploymentStatus("inventory", 1)
 		Eventually(func(g Gomega) {
 			g.Expect(condition(g, "inventory", kafkasubv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
 		}).Should(Succeed())
+		// ConfigMap, Service, Deployment, the Created event, the status twice (created, then Ready).
+		writes, what := managerWrites.in(ns)
+		Expect(writes).To(BeNumerically("<=", 6), "writes to converge: %v", what)
 
 		// An annotation changes no generation and nothing the status depends on, but it
 		// triggers a reconcile.
 		before := reconcileCount()
-		k := getSubscription(Default, "inventory")
+		k = getSubscription(Default, "inventory")
 		patch := client.MergeFrom(k.DeepCopy())
 		k.Annotations = map[string]string{"example.com/touched": "yes"}
 		Expect(k8sClient.Patch(ctx, k, patch)).To(Succeed())
@@ -443,6 +555,7 @@ var _ = Describe("KafkaSubscription controller", func() {
 		dep := getDeployment(Default, "inventory")
 
 		Eventually(reconcileCount).Should(BeNumerically(">", before))
+		Consistently(func() int { n, _ := managerWrites.in(ns); return n }, 2*time.Second).Should(Equal(writes), "the manager wrote although nothing changed")
 		after := getSubscription(Default, "inventory")
 		Expect(after.ResourceVersion).To(Equal(rv), "the status was written although nothing changed")
 		Expect(getDeployment(Default, "inventory").ResourceVersion).To(Equal(dep.ResourceVersion), "the Deployment was rewritten although nothing changed")

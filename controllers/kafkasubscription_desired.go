@@ -19,6 +19,7 @@ package controllers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"path"
@@ -65,11 +66,10 @@ const (
 	// AnnotationConfigHash on the pod template is the SHA-256 of the consumer config file;
 	// a change of config changes it and so rolls the pods.
 	AnnotationConfigHash = "kafkasub.io/config-hash"
-	// AnnotationSecretsVersion on the pod template is a hash of the resourceVersions of the
-	// referenced Secrets: a pod reads secretKeyRef env only when it starts, so a changed
-	// Secret (a rotated DSN or password) rolls the pods. The operator sees the versions
-	// through a metadata-only watch; it never reads a Secret's value.
-	AnnotationSecretsVersion = "kafkasub.io/secrets-version"
+	// AnnotationAppliedHash on every child is the SHA-256 of the object as the operator
+	// last applied it. A reconcile skips the apply of a child whose live object carries the
+	// desired hash and still holds every field the operator sets (see upToDate).
+	AnnotationAppliedHash = "kafkasub.io/applied-hash"
 )
 
 // Paths and names inside a consumer pod.
@@ -82,9 +82,17 @@ const (
 	// ConfigDir is where the ConfigMap is mounted; ConfigFile is the consumer's config.
 	ConfigDir  = "/etc/kafkasub/config"
 	ConfigFile = ConfigDir + "/" + consumer.ConfigFileName
-	// TLSDir is where the TLS Secret is mounted, with the files TLSCAFile, TLSCertFile and
-	// TLSKeyFile whatever the keys in the Secret are called.
-	TLSDir      = "/etc/kafkasub/tls"
+	// SecretsDir is where one projected volume mounts every referenced Secret key as a
+	// file, named as below whatever the keys are called; the config file names the paths.
+	// The kubelet rewrites the files when a Secret changes, and the consumer restarts on
+	// that, so a rotated Secret reaches it without the operator (which cannot read Secrets).
+	SecretsDir             = "/etc/kafkasub/secrets"
+	SecretFileDatabaseDSN  = "database-dsn"
+	SecretFileSASLUsername = "sasl-username"
+	SecretFileSASLPassword = "sasl-password"
+	SecretFileSentryDSN    = "sentry-dsn"
+	// TLSDir holds the TLS files TLSCAFile, TLSCertFile and TLSKeyFile of the same volume.
+	TLSDir      = SecretsDir + "/tls"
 	TLSCAFile   = "ca.crt"
 	TLSCertFile = "tls.crt"
 	TLSKeyFile  = "tls.key"
@@ -99,9 +107,9 @@ const (
 	// RunAsUser is the consumer's user and group (the distroless "nonroot" user).
 	RunAsUser = 65532
 
-	configVolume = "config"
-	tlsVolume    = "kafka-tls"
-	tmpVolume    = "tmp"
+	configVolume  = "config"
+	secretsVolume = "secrets"
+	tmpVolume     = "tmp"
 )
 
 // DefaultConsumerImage is the consumer image used when neither the subscription nor the
@@ -113,28 +121,6 @@ var DefaultConsumerImage = "kafkasub:dev"
 type BuildOptions struct {
 	// ConsumerImage is used when spec.template.image is empty.
 	ConsumerImage string
-	// SecretVersions are the resourceVersions of the referenced Secrets that exist, by
-	// name (the reconciler fills them in per subscription). When set, their hash is the pod
-	// annotation AnnotationSecretsVersion.
-	SecretVersions map[string]string
-}
-
-// SecretsVersion hashes Secret resourceVersions by name into the value of
-// AnnotationSecretsVersion; "" when there are none.
-func SecretsVersion(versions map[string]string) string {
-	if len(versions) == 0 {
-		return ""
-	}
-	names := make([]string, 0, len(versions))
-	for n := range versions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	h := sha256.New()
-	for _, n := range names {
-		fmt.Fprintf(h, "%s=%s\n", n, versions[n])
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Desired is every child object of one KafkaSubscription, as the operator applies it.
@@ -148,14 +134,15 @@ type Desired struct {
 	ConfigHash string
 }
 
-// Objects returns the children in the order they are applied: the ConfigMap first, so the
-// pods of a new Deployment find their configuration.
+// Objects returns the children in the order they are applied: the Deployment, which starts
+// and replaces pods, comes last, so a failed apply never leaves pods running without their
+// configuration, their metrics Service or their disruption budget.
 func (d *Desired) Objects() []client.Object {
-	objs := []client.Object{d.ConfigMap, d.Deployment, d.Service}
+	objs := []client.Object{d.ConfigMap, d.Service}
 	if d.PodDisruptionBudget != nil {
 		objs = append(objs, d.PodDisruptionBudget)
 	}
-	return objs
+	return append(objs, d.Deployment)
 }
 
 // ChildName is the name of every child of the subscription named name.
@@ -181,8 +168,8 @@ func StandardLabels(ksub *kafkasubv1alpha1.KafkaSubscription) map[string]string 
 }
 
 // ConsumerConfig renders the consumer configuration of a subscription: everything but the
-// secret values, which reach the pod as the consumer.Env* variables. Defaults are filled
-// in so the ConfigMap shows the configuration in effect. It returns an error naming the
+// secret values, which reach the pod as files under SecretsDir that the configuration
+// names. Defaults are filled in so the ConfigMap shows the configuration in effect. It returns an error naming the
 // field when the result would not pass the consumer's own validation.
 func ConsumerConfig(ksub *kafkasubv1alpha1.KafkaSubscription) (*consumer.Config, error) {
 	spec := &ksub.Spec
@@ -199,10 +186,14 @@ func ConsumerConfig(ksub *kafkasubv1alpha1.KafkaSubscription) (*consumer.Config,
 		Retry:      consumer.RetryConfig{MaxAttempts: int(spec.Retry.MaxAttempts)},
 		Database: consumer.DatabaseConfig{
 			Driver:      string(spec.Database.Driver),
+			DSNFile:     path.Join(SecretsDir, SecretFileDatabaseDSN),
 			Migrate:     spec.Database.Migrate,
 			OffsetTable: spec.Database.OffsetTable,
 		},
-		SentryEnabled: spec.ErrorReporting != nil && spec.ErrorReporting.Sentry != nil,
+	}
+	if er := spec.ErrorReporting; er != nil && er.Sentry != nil {
+		c.SentryEnabled = true
+		c.SentryDSNFile = path.Join(SecretsDir, SecretFileSentryDSN)
 	}
 	for _, s := range spec.Kafka.BootstrapServers {
 		c.Kafka.BootstrapServers = append(c.Kafka.BootstrapServers, string(s))
@@ -225,12 +216,16 @@ func ConsumerConfig(ksub *kafkasubv1alpha1.KafkaSubscription) (*consumer.Config,
 		}
 	}
 	if sasl := spec.Kafka.SASL; sasl != nil {
-		c.Kafka.SASL = &consumer.SASLConfig{Mechanism: string(sasl.Mechanism)}
+		c.Kafka.SASL = &consumer.SASLConfig{
+			Mechanism:    string(sasl.Mechanism),
+			UsernameFile: path.Join(SecretsDir, SecretFileSASLUsername),
+			PasswordFile: path.Join(SecretsDir, SecretFileSASLPassword),
+		}
 	}
 	c.Default()
 
-	// Validate as the consumer will, with stand-ins for the secret values the pod gets
-	// from the environment: what fails here would crash every consumer pod.
+	// Validate as the consumer will, with stand-ins for the secret values the pod reads
+	// from its files: what fails here would crash every consumer pod.
 	check := *c
 	check.DatabaseDSN = "from-secret"
 	check.SASLUsername = "from-secret"
@@ -272,12 +267,16 @@ func BuildDesired(ksub *kafkasubv1alpha1.KafkaSubscription, opts BuildOptions) (
 		Data:       map[string]string{consumer.ConfigFileName: string(data)},
 	}
 	d.Deployment = buildDeployment(ksub, opts, hash, healthPort, metricsPort)
+	// Headless: the Service only names the pods to scrape (its EndpointSlices are what a
+	// ServiceMonitor or a Prometheus endpoints job reads); a virtual IP per subscription
+	// would only use up the cluster's service range.
 	d.Service = &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: childMeta(ksub),
 		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeClusterIP,
-			Selector: SelectorLabels(ksub),
+			Type:      corev1.ServiceTypeClusterIP,
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  SelectorLabels(ksub),
 			Ports: []corev1.ServicePort{{
 				Name:       MetricsPortName,
 				Protocol:   corev1.ProtocolTCP,
@@ -296,7 +295,32 @@ func BuildDesired(ksub *kafkasubv1alpha1.KafkaSubscription, opts BuildOptions) (
 			},
 		}
 	}
+	for _, obj := range d.Objects() {
+		if err := stampAppliedHash(obj); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
+}
+
+// stampAppliedHash sets AnnotationAppliedHash on obj to the hash of obj without it.
+func stampAppliedHash(obj client.Object) error {
+	u, err := toApplyObject(obj)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(u.Object)
+	if err != nil {
+		return fmt.Errorf("hash %s: %w", obj.GetName(), err)
+	}
+	sum := sha256.Sum256(data)
+	a := obj.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[AnnotationAppliedHash] = hex.EncodeToString(sum[:])
+	obj.SetAnnotations(a)
+	return nil
 }
 
 // desiredReplicas is the Deployment's replica count: 0 when suspended, 1 when unset.
@@ -345,9 +369,6 @@ func buildDeployment(ksub *kafkasubv1alpha1.KafkaSubscription, opts BuildOptions
 		podAnnotations[k] = v
 	}
 	podAnnotations[AnnotationConfigHash] = hash
-	if v := SecretsVersion(opts.SecretVersions); v != "" {
-		podAnnotations[AnnotationSecretsVersion] = v
-	}
 
 	volumes := []corev1.Volume{
 		{Name: configVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
@@ -361,24 +382,11 @@ func buildDeployment(ksub *kafkasubv1alpha1.KafkaSubscription, opts BuildOptions
 		{Name: configVolume, MountPath: ConfigDir, ReadOnly: true},
 		{Name: tmpVolume, MountPath: TmpDir},
 	}
-	if tls := spec.Kafka.TLS; tls != nil && tls.SecretRef != nil {
-		caKey := tls.CAKey
-		if caKey == "" {
-			caKey = kafkasubv1alpha1.DefaultTLSCAKey
-		}
-		items := []corev1.KeyToPath{{Key: caKey, Path: TLSCAFile}}
-		if tls.CertKey != "" {
-			items = append(items,
-				corev1.KeyToPath{Key: tls.CertKey, Path: TLSCertFile},
-				corev1.KeyToPath{Key: tls.KeyKey, Path: TLSKeyFile})
-		}
-		volumes = append(volumes, corev1.Volume{Name: tlsVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName:  tls.SecretRef.Name,
-			Items:       items,
-			DefaultMode: ptr.To[int32](0o440),
-		}}})
-		mounts = append(mounts, corev1.VolumeMount{Name: tlsVolume, MountPath: TLSDir, ReadOnly: true})
-	}
+	volumes = append(volumes, corev1.Volume{Name: secretsVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		Sources:     secretProjections(ksub),
+		DefaultMode: ptr.To[int32](0o440),
+	}}})
+	mounts = append(mounts, corev1.VolumeMount{Name: secretsVolume, MountPath: SecretsDir, ReadOnly: true})
 
 	strategy := appsv1.DeploymentStrategy{
 		Type: appsv1.RollingUpdateDeploymentStrategyType,
@@ -402,7 +410,7 @@ func buildDeployment(ksub *kafkasubv1alpha1.KafkaSubscription, opts BuildOptions
 			{Name: HealthPortName, ContainerPort: healthPort, Protocol: corev1.ProtocolTCP},
 			{Name: MetricsPortName, ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
 		},
-		Env:          append(secretEnv(ksub), tpl.Env...),
+		Env:          tpl.Env,
 		VolumeMounts: mounts,
 		LivenessProbe: &corev1.Probe{
 			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
@@ -466,26 +474,38 @@ func buildDeployment(ksub *kafkasubv1alpha1.KafkaSubscription, opts BuildOptions
 	}
 }
 
-// secretEnv is the consumer.Env* variables, each a secretKeyRef: the operator never sees
-// the values.
-func secretEnv(ksub *kafkasubv1alpha1.KafkaSubscription) []corev1.EnvVar {
-	ref := func(env, name, key string) corev1.EnvVar {
-		return corev1.EnvVar{Name: env, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+// secretProjections are the sources of the secrets volume: every referenced Secret key as
+// the file the consumer configuration names. The kubelet reads the Secrets; the operator
+// never does.
+func secretProjections(ksub *kafkasubv1alpha1.KafkaSubscription) []corev1.VolumeProjection {
+	project := func(name string, items ...corev1.KeyToPath) corev1.VolumeProjection {
+		return corev1.VolumeProjection{Secret: &corev1.SecretProjection{
 			LocalObjectReference: corev1.LocalObjectReference{Name: name},
-			Key:                  key,
-		}}}
+			Items:                items,
+		}}
 	}
 	spec := &ksub.Spec
-	env := []corev1.EnvVar{ref(consumer.EnvDatabaseDSN, spec.Database.DSNSecretRef.Name, spec.Database.DSNSecretRef.Key)}
+	out := []corev1.VolumeProjection{project(spec.Database.DSNSecretRef.Name,
+		corev1.KeyToPath{Key: spec.Database.DSNSecretRef.Key, Path: SecretFileDatabaseDSN})}
+	if tls := spec.Kafka.TLS; tls != nil && tls.SecretRef != nil {
+		items := []corev1.KeyToPath{{Key: orDefault(tls.CAKey, kafkasubv1alpha1.DefaultTLSCAKey), Path: path.Join("tls", TLSCAFile)}}
+		if tls.CertKey != "" {
+			items = append(items,
+				corev1.KeyToPath{Key: tls.CertKey, Path: path.Join("tls", TLSCertFile)},
+				corev1.KeyToPath{Key: tls.KeyKey, Path: path.Join("tls", TLSKeyFile)})
+		}
+		out = append(out, project(tls.SecretRef.Name, items...))
+	}
 	if sasl := spec.Kafka.SASL; sasl != nil {
-		env = append(env,
-			ref(consumer.EnvSASLUsername, sasl.SecretRef.Name, orDefault(sasl.UsernameKey, kafkasubv1alpha1.DefaultSASLUsernameKey)),
-			ref(consumer.EnvSASLPassword, sasl.SecretRef.Name, orDefault(sasl.PasswordKey, kafkasubv1alpha1.DefaultSASLPasswordKey)))
+		out = append(out, project(sasl.SecretRef.Name,
+			corev1.KeyToPath{Key: orDefault(sasl.UsernameKey, kafkasubv1alpha1.DefaultSASLUsernameKey), Path: SecretFileSASLUsername},
+			corev1.KeyToPath{Key: orDefault(sasl.PasswordKey, kafkasubv1alpha1.DefaultSASLPasswordKey), Path: SecretFileSASLPassword}))
 	}
 	if er := spec.ErrorReporting; er != nil && er.Sentry != nil {
-		env = append(env, ref(consumer.EnvSentryDSN, er.Sentry.DSNSecretRef.Name, er.Sentry.DSNSecretRef.Key))
+		out = append(out, project(er.Sentry.DSNSecretRef.Name,
+			corev1.KeyToPath{Key: er.Sentry.DSNSecretRef.Key, Path: SecretFileSentryDSN}))
 	}
-	return env
+	return out
 }
 
 // SecretUse is one Secret a subscription references, with the keys it reads and the spec

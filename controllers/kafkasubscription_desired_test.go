@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"path"
 	"reflect"
 	"strings"
 	"testing"
@@ -132,7 +133,7 @@ func TestConsumerConfig(t *testing.T) {
 			name:   "TLS with client certificate points at the mounted files",
 			modify: withAllSecrets,
 			check: func(t *testing.T, c *consumer.Config) {
-				want := &consumer.TLSConfig{CAFile: "/etc/kafkasub/tls/ca.crt", CertFile: "/etc/kafkasub/tls/tls.crt", KeyFile: "/etc/kafkasub/tls/tls.key"}
+				want := &consumer.TLSConfig{CAFile: "/etc/kafkasub/secrets/tls/ca.crt", CertFile: "/etc/kafkasub/secrets/tls/tls.crt", KeyFile: "/etc/kafkasub/secrets/tls/tls.key"}
 				if !reflect.DeepEqual(c.Kafka.TLS, want) {
 					t.Errorf("tls = %+v, want %+v", c.Kafka.TLS, want)
 				}
@@ -282,42 +283,68 @@ func TestBuildDesiredDeployment(t *testing.T) {
 		t.Errorf("ports = %v", ports)
 	}
 
-	wantEnv := map[string][2]string{
-		consumer.EnvDatabaseDSN:  {"shop-db", "dsn"},
-		consumer.EnvSASLUsername: {"kafka-user", "username"},
-		consumer.EnvSASLPassword: {"kafka-user", "password"},
-		consumer.EnvSentryDSN:    {"sentry", "dsn"},
-	}
-	for _, e := range c.Env {
-		if e.Name == "LOG_LEVEL" {
-			continue
-		}
-		want, ok := wantEnv[e.Name]
-		if !ok || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
-			e.ValueFrom.SecretKeyRef.Name != want[0] || e.ValueFrom.SecretKeyRef.Key != want[1] {
-			t.Errorf("env %+v is not the secretKeyRef %v", e, want)
-		}
-		delete(wantEnv, e.Name)
-	}
-	if len(wantEnv) > 0 {
-		t.Errorf("env misses %v", wantEnv)
+	if !reflect.DeepEqual(c.Env, []corev1.EnvVar{{Name: "LOG_LEVEL", Value: "debug"}}) {
+		t.Errorf("env = %+v, want only the template's: secrets are files, not variables", c.Env)
 	}
 
 	mounts := map[string]string{}
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m.MountPath
 	}
-	if mounts[configVolume] != ConfigDir || mounts[tlsVolume] != TLSDir || mounts[tmpVolume] != "/tmp" {
+	if mounts[configVolume] != ConfigDir || mounts[secretsVolume] != SecretsDir || mounts[tmpVolume] != "/tmp" {
 		t.Errorf("mounts = %v", mounts)
 	}
+	var secrets *corev1.ProjectedVolumeSource
 	for _, v := range ps.Volumes {
-		if v.Name == tlsVolume {
-			want := []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}, {Key: "user.crt", Path: "tls.crt"}, {Key: "user.key", Path: "tls.key"}}
-			if v.Secret == nil || v.Secret.SecretName != "kafka-tls" || !reflect.DeepEqual(v.Secret.Items, want) {
-				t.Errorf("tls volume = %+v", v.Secret)
-			}
+		if v.Name == secretsVolume {
+			secrets = v.Projected
 		}
 	}
+	if secrets == nil {
+		t.Fatalf("no projected volume %q in %+v", secretsVolume, ps.Volumes)
+	}
+	// Every referenced key becomes the file the consumer configuration names.
+	files := map[string]string{}
+	for _, src := range secrets.Sources {
+		if src.Secret == nil {
+			t.Fatalf("a source that is not a Secret: %+v", src)
+		}
+		for _, it := range src.Secret.Items {
+			files[path.Join(SecretsDir, it.Path)] = src.Secret.Name + "/" + it.Key
+		}
+	}
+	cfg, err := consumer.Parse([]byte(d.ConfigMap.Data[consumer.ConfigFileName]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFiles := map[string]string{
+		cfg.Database.DSNFile:        "shop-db/dsn",
+		cfg.Kafka.SASL.UsernameFile: "kafka-user/username",
+		cfg.Kafka.SASL.PasswordFile: "kafka-user/password",
+		cfg.SentryDSNFile:           "sentry/dsn",
+		cfg.Kafka.TLS.CAFile:        "kafka-tls/ca.crt",
+		cfg.Kafka.TLS.CertFile:      "kafka-tls/user.crt",
+		cfg.Kafka.TLS.KeyFile:       "kafka-tls/user.key",
+	}
+	if !reflect.DeepEqual(files, wantFiles) {
+		t.Errorf("secret files %v, want %v", files, wantFiles)
+	}
+	if !reflect.DeepEqual(cfg.SecretFiles(), sortedKeysOf(wantFiles, cfg.SecretFiles())) {
+		t.Errorf("the consumer watches %v", cfg.SecretFiles())
+	}
+}
+
+// sortedKeysOf returns the keys of m in the order of like when they are the same set.
+func sortedKeysOf(m map[string]string, like []string) []string {
+	if len(m) != len(like) {
+		return nil
+	}
+	for _, k := range like {
+		if _, ok := m[k]; !ok {
+			return nil
+		}
+	}
+	return like
 }
 
 func TestBuildDesiredChildren(t *testing.T) {
@@ -515,37 +542,5 @@ func TestPodTemplatePassThrough(t *testing.T) {
 	if !reflect.DeepEqual(ps.ImagePullSecrets, k.Spec.Template.ImagePullSecrets) || !reflect.DeepEqual(ps.NodeSelector, k.Spec.Template.NodeSelector) ||
 		!reflect.DeepEqual(ps.Tolerations, k.Spec.Template.Tolerations) || !reflect.DeepEqual(ps.Affinity, affinity) || ps.ServiceAccountName != "inventory" {
 		t.Errorf("pod spec does not carry the template: %+v", ps)
-	}
-}
-
-func TestSecretsVersionAnnotation(t *testing.T) {
-	annotation := func(versions map[string]string) (string, bool) {
-		d, err := BuildDesired(testSubscription(), BuildOptions{SecretVersions: versions})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, ok := d.Deployment.Spec.Template.Annotations[AnnotationSecretsVersion]
-		return v, ok
-	}
-	if v, ok := annotation(nil); ok {
-		t.Errorf("without Secret versions the pod template has %s=%q; want no annotation", AnnotationSecretsVersion, v)
-	}
-	first, ok := annotation(map[string]string{"shop-db": "100", "kafka-user": "7"})
-	if !ok || first == "" {
-		t.Fatalf("with Secret versions the pod template has no %s annotation", AnnotationSecretsVersion)
-	}
-	if again, _ := annotation(map[string]string{"kafka-user": "7", "shop-db": "100"}); again != first {
-		t.Errorf("the same versions gave %q and %q; the annotation must not depend on map order", first, again)
-	}
-	if rotated, _ := annotation(map[string]string{"shop-db": "101", "kafka-user": "7"}); rotated == first {
-		t.Errorf("a changed Secret resourceVersion left the annotation at %q; the pods would not roll", first)
-	}
-	d, err := BuildDesired(testSubscription(), BuildOptions{SecretVersions: map[string]string{"shop-db": "100"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain := mustBuild(t, testSubscription())
-	if d.ConfigHash != plain.ConfigHash {
-		t.Errorf("Secret versions changed the config hash (%s != %s); only the secrets annotation may change", d.ConfigHash, plain.ConfigHash)
 	}
 }

@@ -18,12 +18,15 @@ package controllers
 
 import (
 	"fmt"
+	"regexp"
+	"sort"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
 )
@@ -33,8 +36,8 @@ type Observation struct {
 	// Deployment is the consumer Deployment as the API server returned it; nil when it
 	// does not exist (yet).
 	Deployment *appsv1.Deployment
-	// MissingSecrets are the referenced Secrets that do not exist.
-	MissingSecrets []SecretUse
+	// MissingSecrets are the Secrets and keys the consumer pods' kubelet could not find.
+	MissingSecrets []SecretProblem
 	// InvalidSpec is the error that kept the spec from being rendered.
 	InvalidSpec error
 	// ApplyError is the error of applying a child object.
@@ -142,20 +145,148 @@ func rolloutFailed(d *appsv1.Deployment) string {
 	return ""
 }
 
-// MissingSecretsMessage names every missing Secret with the keys and spec fields that use it.
-func MissingSecretsMessage(missing []SecretUse) string {
+// SecretProblem is a Secret, or one key of it, that a consumer pod's kubelet could not find.
+type SecretProblem struct {
+	SecretUse
+	// MissingKey is the key the Secret lacks; empty when the Secret itself is missing.
+	MissingKey string
+}
+
+// What the kubelet says when it cannot find a Secret or key: in a container's waiting
+// message (CreateContainerConfigError, for env) or a FailedMount event (for volumes).
+var (
+	reSecretNotFound   = regexp.MustCompile(`secrets? "([^"]+)" not found`)
+	reEnvKeyNotFound   = regexp.MustCompile(`couldn't find key (\S+) in Secret [^/\s]+/([^\s,\]]+)`)
+	reMountKeyNotFound = regexp.MustCompile(`references non-existent secret key: ([^\s,\]]+)`)
+)
+
+// Kubelet reasons SecretProblems reads.
+const (
+	reasonCreateContainerConfigError = "CreateContainerConfigError"
+	reasonFailedMount                = "FailedMount"
+)
+
+// SecretProblems returns the Secrets and keys the kubelet reports missing for the
+// subscription's consumer pods: from containers waiting with CreateContainerConfigError,
+// and from FailedMount events of pods whose containers never started (an event outlives
+// its cause by up to an hour; a started pod has mounted its volumes).
+func SecretProblems(ksub *kafkasubv1alpha1.KafkaSubscription, pods []corev1.Pod, events []corev1.Event) []SecretProblem {
+	uses := ReferencedSecrets(ksub)
+	found := map[[2]string]SecretProblem{}
+	secretMissing := func(name string) {
+		p := SecretProblem{SecretUse: SecretUse{Name: name, Fields: []string{"spec.template"}}}
+		for _, u := range uses {
+			if u.Name == name {
+				p.SecretUse = u
+			}
+		}
+		found[[2]string{name, ""}] = p
+	}
+	keyMissing := func(name, key string) {
+		for _, u := range uses {
+			if (name == "" || u.Name == name) && containsString(u.Keys, key) {
+				found[[2]string{u.Name, key}] = SecretProblem{SecretUse: SecretUse{Name: u.Name, Keys: []string{key}, Fields: u.Fields}, MissingKey: key}
+			}
+		}
+	}
+	read := func(msg string) {
+		for _, m := range reSecretNotFound.FindAllStringSubmatch(msg, -1) {
+			secretMissing(m[1])
+		}
+		for _, m := range reEnvKeyNotFound.FindAllStringSubmatch(msg, -1) {
+			keyMissing(m[2], m[1])
+		}
+		for _, m := range reMountKeyNotFound.FindAllStringSubmatch(msg, -1) {
+			keyMissing("", m[1]) // the kubelet does not name the Secret
+		}
+	}
+
+	waiting := map[types.UID]bool{}
+	for i := range pods {
+		p := &pods[i]
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && w.Reason == reasonCreateContainerConfigError {
+				read(w.Message)
+			}
+		}
+		if !podStarted(p) {
+			waiting[p.UID] = true
+		}
+	}
+	for i := range events {
+		e := &events[i]
+		if e.Reason == reasonFailedMount && e.InvolvedObject.Kind == "Pod" && waiting[e.InvolvedObject.UID] {
+			read(e.Message)
+		}
+	}
+
+	out := make([]SecretProblem, 0, len(found))
+	for _, p := range found {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].MissingKey < out[j].MissingKey
+	})
+	return out
+}
+
+// podStarted reports whether any container of the pod has run, so its volumes were mounted.
+func podStarted(p *corev1.Pod) bool {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running != nil || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil || cs.RestartCount > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// podSecretState is the part of a pod's status SecretProblems reads: a pod update that
+// does not change it needs no reconcile.
+func podSecretState(p *corev1.Pod) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%t", podStarted(p))
+	for _, cs := range p.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && w.Reason == reasonCreateContainerConfigError {
+			fmt.Fprintf(&b, "|%s|%s", cs.Name, w.Message)
+		}
+	}
+	return b.String()
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// MissingSecretsMessage names every missing Secret with the keys and spec fields that use
+// it, and every missing key with its Secret.
+func MissingSecretsMessage(missing []SecretProblem) string {
 	parts := make([]string, 0, len(missing))
 	for _, m := range missing {
+		if m.MissingKey != "" {
+			parts = append(parts, fmt.Sprintf("Secret %q has no key %q (for %s)", m.Name, m.MissingKey, strings.Join(m.Fields, ", ")))
+			continue
+		}
 		keys := make([]string, len(m.Keys))
 		for i, k := range m.Keys {
 			keys[i] = fmt.Sprintf("%q", k)
 		}
-		word := "key"
-		if len(keys) > 1 {
-			word = "keys"
+		var what string
+		switch len(keys) {
+		case 0:
+		case 1:
+			what = "key " + keys[0] + ", "
+		default:
+			what = "keys " + strings.Join(keys, ", ") + ", "
 		}
-		parts = append(parts, fmt.Sprintf("Secret %q (%s %s, for %s) not found",
-			m.Name, word, strings.Join(keys, ", "), strings.Join(m.Fields, ", ")))
+		parts = append(parts, fmt.Sprintf("Secret %q (%sfor %s) not found", m.Name, what, strings.Join(m.Fields, ", ")))
 	}
 	return strings.Join(parts, "; ")
 }

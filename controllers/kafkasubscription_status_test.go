@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
@@ -48,7 +50,7 @@ type wantCondition struct {
 }
 
 func TestComputeStatus(t *testing.T) {
-	missing := []SecretUse{{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}}
+	missing := []SecretProblem{{SecretUse: SecretUse{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}}}
 	stuck := deployment(2, 2, 0, 0, 2)
 	stuck.Status.Conditions = []appsv1.DeploymentCondition{{
 		Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
@@ -242,20 +244,90 @@ func conditionsEqual(a, b []metav1.Condition) bool {
 func TestMissingSecretsMessage(t *testing.T) {
 	cases := []struct {
 		name    string
-		missing []SecretUse
+		missing []SecretProblem
 		want    string
 	}{
-		{"One Secret with one key", []SecretUse{{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}},
+		{"One Secret with one key", []SecretProblem{{SecretUse: SecretUse{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}}},
 			`Secret "shop-db" (key "dsn", for spec.database.dsnSecretRef) not found`},
-		{"Two Secrets, one with two keys", []SecretUse{
-			{Name: "kafka-user", Keys: []string{"password", "username"}, Fields: []string{"spec.kafka.sasl.secretRef"}},
-			{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}},
+		{"Two Secrets, one with two keys", []SecretProblem{
+			{SecretUse: SecretUse{Name: "kafka-user", Keys: []string{"password", "username"}, Fields: []string{"spec.kafka.sasl.secretRef"}}},
+			{SecretUse: SecretUse{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}},
 		}, `Secret "kafka-user" (keys "password", "username", for spec.kafka.sasl.secretRef) not found; Secret "shop-db" (key "dsn", for spec.database.dsnSecretRef) not found`},
+		{"A Secret without one key", []SecretProblem{{SecretUse: SecretUse{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}, MissingKey: "dsn"}},
+			`Secret "shop-db" has no key "dsn" (for spec.database.dsnSecretRef)`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := MissingSecretsMessage(tc.missing); got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSecretProblems(t *testing.T) {
+	k := testSubscription()
+	withAllSecrets(k)
+	pod := func(uid string, started bool, waiting ...string) corev1.Pod {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "inventory-consumer-" + uid, UID: types.UID(uid)}}
+		cs := corev1.ContainerStatus{Name: ContainerName}
+		switch {
+		case started:
+			cs.State.Running = &corev1.ContainerStateRunning{}
+		case len(waiting) == 2:
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: waiting[0], Message: waiting[1]}
+		default:
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{cs}
+		return p
+	}
+	failedMount := func(uid, msg string) corev1.Event {
+		return corev1.Event{
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", UID: types.UID(uid)},
+			Reason:         "FailedMount",
+			Message:        `MountVolume.SetUp failed for volume "secrets" : ` + msg,
+		}
+	}
+	dsn := SecretUse{Name: "shop-db", Keys: []string{"dsn"}, Fields: []string{"spec.database.dsnSecretRef"}}
+	cases := []struct {
+		name   string
+		pods   []corev1.Pod
+		events []corev1.Event
+		want   []SecretProblem
+	}{
+		{"No pods report nothing", nil, nil, nil},
+		{"A running pod reports nothing", []corev1.Pod{pod("a", true)}, nil, nil},
+		{"A missing Secret for an env variable is named with the keys the subscription reads from it",
+			[]corev1.Pod{pod("a", false, "CreateContainerConfigError", `secret "shop-db" not found`)}, nil,
+			[]SecretProblem{{SecretUse: dsn}}},
+		{"A missing key for an env variable names the Secret and the key",
+			[]corev1.Pod{pod("a", false, "CreateContainerConfigError", "couldn't find key dsn in Secret shop/shop-db")}, nil,
+			[]SecretProblem{{SecretUse: SecretUse{Name: "shop-db", Keys: []string{"dsn"}, Fields: dsn.Fields}, MissingKey: "dsn"}}},
+		{"A Secret that a FailedMount event names is missing while the pod waits for its volumes",
+			[]corev1.Pod{pod("a", false)}, []corev1.Event{failedMount("a", `secret "shop-db" not found`)},
+			[]SecretProblem{{SecretUse: dsn}}},
+		{"A key that a FailedMount event names is found in the Secret that references it",
+			[]corev1.Pod{pod("a", false)}, []corev1.Event{failedMount("a", `references non-existent secret key: username`)},
+			[]SecretProblem{{SecretUse: SecretUse{Name: "kafka-user", Keys: []string{"username"}, Fields: []string{"spec.kafka.sasl.secretRef"}}, MissingKey: "username"}}},
+		{"A FailedMount event of a pod that has started is history",
+			[]corev1.Pod{pod("a", true)}, []corev1.Event{failedMount("a", `secret "shop-db" not found`)}, nil},
+		{"A FailedMount event of another pod is not this subscription's",
+			[]corev1.Pod{pod("a", false)}, []corev1.Event{failedMount("b", `secret "shop-db" not found`)}, nil},
+		{"Two pods reporting the same Secret report it once",
+			[]corev1.Pod{
+				pod("a", false, "CreateContainerConfigError", `secret "shop-db" not found`),
+				pod("b", false, "CreateContainerConfigError", `secret "shop-db" not found`),
+			}, nil, []SecretProblem{{SecretUse: dsn}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := SecretProblems(k, tc.pods, tc.events)
+			if len(got) == 0 && len(tc.want) == 0 {
+				return
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
 		})
 	}

@@ -27,6 +27,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -54,6 +56,8 @@ const (
 	FlagConsumerImage           = "consumer-image"
 	FlagMaxConcurrentReconciles = "max-concurrent-reconciles"
 	FlagWatchNamespaces         = "watch-namespaces"
+	FlagKubeAPIQPS              = "kube-api-qps"
+	FlagKubeAPIBurst            = "kube-api-burst"
 )
 
 // EnvConsumerImage sets the default of --consumer-image, so a Deployment can pass the
@@ -62,6 +66,16 @@ const EnvConsumerImage = "KAFKASUB_CONSUMER_IMAGE"
 
 // DefaultLeaderElectionID is the name of the leader election Lease.
 const DefaultLeaderElectionID = "kafkasub-operator.kafkasub.io"
+
+// Defaults sized for about 1,000 subscriptions: converging one takes about five writes
+// (ConfigMap, Service, Deployment, status, event), so 1,000 need about 5,000 requests,
+// under 30 s at 200 per second; a reconcile spends most of its time waiting for the API
+// server, so 8 run in parallel (see hack/scale for the measurement).
+const (
+	DefaultMaxConcurrentReconciles = 8
+	DefaultKubeAPIQPS              = 200
+	DefaultKubeAPIBurst            = 400
+)
 
 // ManagerOptions configure the operator.
 type ManagerOptions struct {
@@ -82,6 +96,12 @@ type ManagerOptions struct {
 	// WatchNamespaces limits the operator to these namespaces (all when empty), so it
 	// needs RBAC only there: a RoleBinding of the manager ClusterRole per namespace.
 	WatchNamespaces []string
+	// KubeAPIQPS and KubeAPIBurst bound the requests per second to the API server (a token
+	// bucket of KubeAPIBurst refilled at KubeAPIQPS). Reads come from the cache, so these
+	// bound writes and the initial lists; a negative QPS turns the client-side limit off
+	// and leaves it to the API server's priority and fairness.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// SkipNameValidation allows more than one manager in a process (tests).
 	SkipNameValidation bool
 }
@@ -97,7 +117,9 @@ func DefaultManagerOptions() ManagerOptions {
 		HealthProbeBindAddress:  ":8081",
 		LeaderElectionID:        DefaultLeaderElectionID,
 		ConsumerImage:           image,
-		MaxConcurrentReconciles: 2,
+		MaxConcurrentReconciles: DefaultMaxConcurrentReconciles,
+		KubeAPIQPS:              DefaultKubeAPIQPS,
+		KubeAPIBurst:            DefaultKubeAPIBurst,
 	}
 }
 
@@ -114,9 +136,16 @@ func Scheme() (*runtime.Scheme, error) {
 }
 
 // NewManager builds a manager with the KafkaSubscription controller registered. The cache
-// holds only children labelled app.kubernetes.io/managed-by=kafkasub-operator, and only
-// the metadata of Secrets.
+// holds only children and consumer pods labelled app.kubernetes.io/managed-by=kafkasub-operator
+// (pods cut down to what SecretProblems reads), and only FailedMount events.
 func NewManager(ctx context.Context, cfg *rest.Config, opts ManagerOptions) (ctrl.Manager, error) {
+	cfg = rest.CopyConfig(cfg)
+	if opts.KubeAPIQPS != 0 {
+		cfg.QPS = opts.KubeAPIQPS
+	}
+	if opts.KubeAPIBurst != 0 {
+		cfg.Burst = opts.KubeAPIBurst
+	}
 	scheme, err := Scheme()
 	if err != nil {
 		return nil, fmt.Errorf("build scheme: %w", err)
@@ -146,6 +175,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts ManagerOptions) (ctr
 				&corev1.ConfigMap{}:             {Label: owned},
 				&corev1.Service{}:               {Label: owned},
 				&policyv1.PodDisruptionBudget{}: {Label: owned},
+				&corev1.Pod{}:                   {Label: owned, Transform: slimPod},
+				&corev1.Event{}:                 {Field: fields.OneTermEqualSelector("reason", reasonFailedMount), Transform: slimEvent},
 			},
 		},
 		Controller: controllerConfig(opts),
@@ -158,7 +189,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts ManagerOptions) (ctr
 		Recorder: mgr.GetEventRecorder(FieldManager),
 		Options:  BuildOptions{ConsumerImage: opts.ConsumerImage},
 	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
+	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the KafkaSubscription controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -191,6 +222,10 @@ func NewManagerCommand() *cobra.Command {
 					return fmt.Errorf("--%s: %q is not a namespace name: %s", FlagWatchNamespaces, ns, strings.Join(errs, "; "))
 				}
 			}
+			if opts.KubeAPIQPS == 0 || opts.KubeAPIBurst < 1 {
+				return fmt.Errorf("--%s must not be 0 (negative turns the limit off) and --%s must be at least 1, got %v and %d",
+					FlagKubeAPIQPS, FlagKubeAPIBurst, opts.KubeAPIQPS, opts.KubeAPIBurst)
+			}
 			if opts.MaxConcurrentReconciles < 1 {
 				return fmt.Errorf("--%s must be at least 1, got %d", FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles)
 			}
@@ -216,6 +251,8 @@ func NewManagerCommand() *cobra.Command {
 	f.StringVar(&opts.ConsumerImage, FlagConsumerImage, opts.ConsumerImage, "consumer image of subscriptions without spec.template.image (default from $"+EnvConsumerImage+")")
 	f.StringSliceVar(&opts.WatchNamespaces, FlagWatchNamespaces, opts.WatchNamespaces, "comma-separated namespaces to reconcile subscriptions in (default: all namespaces)")
 	f.IntVar(&opts.MaxConcurrentReconciles, FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles, "subscriptions reconciled in parallel")
+	f.Float32Var(&opts.KubeAPIQPS, FlagKubeAPIQPS, opts.KubeAPIQPS, "requests per second to the API server (negative: no client-side limit)")
+	f.IntVar(&opts.KubeAPIBurst, FlagKubeAPIBurst, opts.KubeAPIBurst, "requests to the API server allowed in a burst above --"+FlagKubeAPIQPS)
 	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(goFlags)
 	f.AddGoFlagSet(goFlags)
@@ -233,4 +270,38 @@ func controllerConfig(opts ManagerOptions) config.Controller {
 		c.SkipNameValidation = &opts.SkipNameValidation
 	}
 	return c
+}
+
+// slimPod keeps of a consumer pod what the controller reads: its identity, labels and the
+// state of its containers.
+func slimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	slim := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
+		Labels: p.Labels, DeletionTimestamp: p.DeletionTimestamp,
+	}}
+	slim.Status.Phase = p.Status.Phase
+	for _, cs := range p.Status.ContainerStatuses {
+		slim.Status.ContainerStatuses = append(slim.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: cs.Name, State: cs.State, LastTerminationState: cs.LastTerminationState, RestartCount: cs.RestartCount,
+		})
+	}
+	return slim, nil
+}
+
+// slimEvent keeps of a FailedMount event what SecretProblems reads.
+func slimEvent(obj any) (any, error) {
+	e, ok := obj.(*corev1.Event)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: e.Name, Namespace: e.Namespace, UID: e.UID, ResourceVersion: e.ResourceVersion},
+		InvolvedObject: e.InvolvedObject,
+		Reason:         e.Reason,
+		Message:        e.Message,
+	}, nil
 }

@@ -234,7 +234,7 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 		}
 		return fmt.Errorf("still there: %v", err)
 	})
-	eventually(t, "the subscription is rendered with the flag's image and reports its missing Secret", func() error {
+	eventually(t, "the subscription is rendered with the flag's image", func() error {
 		d := &appsv1.Deployment{}
 		if err := admin.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: ChildName(k.Name)}, d); err != nil {
 			return err
@@ -242,18 +242,38 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 		if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.example/kafkasub:cmd" {
 			return fmt.Errorf("image %q", img)
 		}
+		return nil
+	})
+	// The kubelet's report of a missing Secret, on a consumer pod: the operator reads it
+	// with the generated role, which grants nothing on Secrets.
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: ChildName(k.Name) + "-abc12", Namespace: ns.Name, Labels: StandardLabels(k)},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: ContainerName, Image: "registry.example/kafkasub:cmd"}}},
+	}
+	must(admin.Create(ctx, pod))
+	setState := func(state corev1.ContainerState) {
+		eventually(t, "setting the pod's container state", func() error {
+			if err := admin.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+				return err
+			}
+			pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: ContainerName, Image: "registry.example/kafkasub:cmd", State: state}}
+			return admin.Status().Update(ctx, pod)
+		})
+	}
+	setState(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: `secret "shop-db" not found`}})
+	eventually(t, "the subscription reports the missing Secret its pod's kubelet reports", func() error {
 		got := &kafkasubv1alpha1.KafkaSubscription{}
 		if err := admin.Get(ctx, client.ObjectKeyFromObject(k), got); err != nil {
 			return err
 		}
 		c := meta.FindStatusCondition(got.Status.Conditions, kafkasubv1alpha1.ConditionDegraded)
-		if c == nil || c.Reason != kafkasubv1alpha1.ReasonSecretNotFound {
+		if c == nil || c.Reason != kafkasubv1alpha1.ReasonSecretNotFound || !strings.Contains(c.Message, `Secret "shop-db" (key "dsn"`) {
 			return fmt.Errorf("degraded = %+v", c)
 		}
 		return nil
 	})
-	must(admin.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "shop-db", Namespace: ns.Name}, StringData: map[string]string{"dsn": dsnValue}}))
-	eventually(t, "creating the Secret clears Degraded and the events were recorded", func() error {
+	setState(corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}})
+	eventually(t, "the pod starting clears Degraded and the events were recorded", func() error {
 		got := &kafkasubv1alpha1.KafkaSubscription{}
 		if err := admin.Get(ctx, client.ObjectKeyFromObject(k), got); err != nil {
 			return err

@@ -18,8 +18,11 @@ package controllers
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,7 +45,48 @@ var (
 	k8sClient client.Client // uncached: what the API server holds right now
 	testEnv   *envtest.Environment
 	cancel    context.CancelFunc
+	// managerWrites counts the manager's write requests, by namespace.
+	managerWrites = &writeCounter{byNamespace: map[string]int{}}
 )
+
+// writeCounter counts the requests other than GET of the client it wraps.
+type writeCounter struct {
+	mu          sync.Mutex
+	byNamespace map[string]int
+	requests    map[string][]string
+}
+
+func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet {
+			parts := strings.Split(req.URL.Path, "/")
+			for i := 0; i+1 < len(parts); i++ {
+				if parts[i] == "namespaces" {
+					w.mu.Lock()
+					w.byNamespace[parts[i+1]]++
+					if w.requests == nil {
+						w.requests = map[string][]string{}
+					}
+					w.requests[parts[i+1]] = append(w.requests[parts[i+1]], req.Method+" "+req.URL.Path)
+					w.mu.Unlock()
+					break
+				}
+			}
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+// in returns the number of writes in namespace ns so far and what they were.
+func (w *writeCounter) in(ns string) (int, []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.byNamespace[ns], append([]string(nil), w.requests[ns]...)
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 const testConsumerImage = "registry.example/kafkasub:test"
 
@@ -79,7 +123,9 @@ var _ = BeforeSuite(func() {
 	opts.HealthProbeBindAddress = "0"
 	opts.ConsumerImage = testConsumerImage
 	opts.SkipNameValidation = true
-	mgr, err := NewManager(ctx, cfg, opts)
+	mgrCfg := rest.CopyConfig(cfg)
+	mgrCfg.Wrap(managerWrites.wrap)
+	mgr, err := NewManager(ctx, mgrCfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	go func() {
 		defer GinkgoRecover()

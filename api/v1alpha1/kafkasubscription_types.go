@@ -21,24 +21,22 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Handler names a message handler compiled into the consumer image. The consumer registers
-// each handler under exactly this string; the CRD's enum rejects any other name.
+// Doc comments here are one line per paragraph: controller-gen copies line breaks into the CRD's descriptions, and `kubectl explain` would show them mid-sentence.
+
+// Handler names a message handler compiled into the consumer image. The consumer registers each handler under exactly this string; the CRD's enum rejects any other name.
 // +kubebuilder:validation:Enum=inventory.product-updates
 type Handler string
 
-// Handlers compiled into the kafkasub image. Adding one means: register it in the consumer
-// under the same string, add it here and to the Enum marker of Handler, run `make manifests`.
+// Handlers compiled into the kafkasub image. Adding one means: register it in the consumer under the same string, add it here and to the Enum marker of Handler, run `make manifests`.
 const (
-	// HandlerInventoryProductUpdates applies {"product_code", "inventory_count"} messages from
-	// the legacy Inventory Management system to the e-commerce database's products table.
+	// HandlerInventoryProductUpdates applies {"product_code", "inventory_count"} messages from the legacy Inventory Management system to the e-commerce database's products table.
 	HandlerInventoryProductUpdates Handler = "inventory.product-updates"
 )
 
 // Handlers lists every handler the CRD accepts, in the order of the Enum marker.
 var Handlers = []Handler{HandlerInventoryProductUpdates}
 
-// TopicName is a Kafka topic name: 1 to 249 ASCII letters, digits, '.', '_' and '-', and
-// neither "." nor "..".
+// TopicName is a Kafka topic name: 1 to 249 ASCII letters, digits, '.', '_' and '-', and neither "." nor "..".
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=249
 // +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9._-]+$')",message="a Kafka topic name may contain only ASCII letters, digits, '.', '_' and '-'"
@@ -121,18 +119,17 @@ type SecretKeyReference struct {
 	Key string `json:"key"`
 }
 
-// KafkaTLS turns on TLS to the brokers. Without secretRef the system's root certificates
-// verify the brokers.
-// +kubebuilder:validation:XValidation:rule="has(self.certKey) == has(self.keyKey)",message="tls.certKey and tls.keyKey must be set together: a client certificate needs its private key"
-// +kubebuilder:validation:XValidation:rule="has(self.secretRef) || (!has(self.caKey) && !has(self.certKey) && !has(self.keyKey))",message="tls.caKey, tls.certKey and tls.keyKey name keys of tls.secretRef, which is not set"
+// KafkaTLS turns on TLS to the brokers. Without secretRef the system's root certificates verify the brokers.
+// +kubebuilder:validation:XValidation:rule="!has(self.certKey) || has(self.keyKey)",fieldPath=".keyKey",messageExpression="'tls.certKey and tls.keyKey must be set together: a client certificate needs its private key, and certKey is ' + self.certKey + ' while keyKey is not set'"
+// +kubebuilder:validation:XValidation:rule="!has(self.keyKey) || has(self.certKey)",fieldPath=".certKey",messageExpression="'tls.certKey and tls.keyKey must be set together: a client certificate needs its private key, and keyKey is ' + self.keyKey + ' while certKey is not set'"
+// +kubebuilder:validation:XValidation:rule="has(self.secretRef) || !has(self.caKey)",fieldPath=".caKey",messageExpression="'tls.caKey ' + self.caKey + ' names a key of tls.secretRef, which is not set'"
+// +kubebuilder:validation:XValidation:rule="has(self.secretRef) || !has(self.certKey)",fieldPath=".certKey",messageExpression="'tls.certKey ' + self.certKey + ' names a key of tls.secretRef, which is not set'"
+// +kubebuilder:validation:XValidation:rule="has(self.secretRef) || !has(self.keyKey)",fieldPath=".keyKey",messageExpression="'tls.keyKey ' + self.keyKey + ' names a key of tls.secretRef, which is not set'"
 type KafkaTLS struct {
-	// secretRef names a Secret with PEM files: the CA bundle that verifies the brokers
-	// (caKey) and, for mutual TLS, the client certificate and key (certKey, keyKey). The
-	// Secret is mounted read-only into the consumer pods.
+	// secretRef names a Secret with PEM files: the CA bundle that verifies the brokers (caKey) and, for mutual TLS, the client certificate and key (certKey, keyKey). The files are mounted read-only into the consumer pods.
 	// +optional
 	SecretRef *SecretReference `json:"secretRef,omitempty"`
-	// caKey is the key of the CA bundle in the Secret; "ca.crt" when secretRef is set and
-	// caKey is empty.
+	// caKey is the key of the CA bundle in the Secret; "ca.crt" when secretRef is set and caKey is empty.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	CAKey string `json:"caKey,omitempty"`
@@ -148,8 +145,7 @@ type KafkaTLS struct {
 
 // KafkaSASL authenticates the consumer with a username and password from a Secret.
 type KafkaSASL struct {
-	// mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. PLAIN sends the password as is:
-	// use it only together with tls.
+	// mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512. PLAIN sends the password as is: use it only together with tls.
 	// +required
 	Mechanism SASLMechanism `json:"mechanism"`
 	// secretRef names the Secret with the username and password.
@@ -180,14 +176,12 @@ type KafkaSource struct {
 	// topic is the topic to consume.
 	// +required
 	Topic TopicName `json:"topic"`
-	// consumerGroup is the Kafka consumer group; "<namespace>.<name>" of the subscription
-	// when empty. status.consumerGroup shows the group in effect.
+	// consumerGroup is the Kafka consumer group; "<namespace>.<name>" of the subscription when empty. status.consumerGroup shows the group in effect.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=249
 	ConsumerGroup string `json:"consumerGroup,omitempty"`
-	// initialOffset is where a group without a committed offset starts: earliest (the
-	// oldest retained message) or latest (only messages produced after it joins).
+	// initialOffset is where a group without a committed offset starts: earliest (the oldest retained message) or latest (only messages produced after it joins).
 	// +optional
 	// +kubebuilder:default=earliest
 	InitialOffset InitialOffset `json:"initialOffset,omitempty"`
@@ -201,18 +195,15 @@ type KafkaSource struct {
 
 // DeadLetter is where messages that cannot be processed go, with headers naming why.
 type DeadLetter struct {
-	// topic receives the messages that failed permanently (or ran out of retries). It must
-	// differ from the source topic.
+	// topic receives the messages that failed permanently (or ran out of retries). It must differ from the source topic.
 	// +required
 	Topic TopicName `json:"topic"`
 }
 
-// RetryPolicy bounds the exponential backoff for transient errors such as an unreachable
-// database. While a message is retried its partition is paused and its offset is not committed.
-// +kubebuilder:validation:XValidation:rule="!has(self.initialBackoff) || !has(self.maxBackoff) || !self.initialBackoff.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || !self.maxBackoff.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.initialBackoff) <= duration(self.maxBackoff)",message="retry.initialBackoff must not be longer than retry.maxBackoff"
+// RetryPolicy bounds the exponential backoff for transient errors such as an unreachable database. While a message is retried its partition is paused and its offset is not committed.
+// +kubebuilder:validation:XValidation:rule="!has(self.initialBackoff) || !has(self.maxBackoff) || !self.initialBackoff.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || !self.maxBackoff.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.initialBackoff) <= duration(self.maxBackoff)",fieldPath=".initialBackoff",messageExpression="'retry.initialBackoff ' + self.initialBackoff + ' must not be longer than retry.maxBackoff ' + self.maxBackoff"
 type RetryPolicy struct {
-	// maxAttempts is how many times a message is tried before it is dead-lettered with
-	// class RetriesExhausted; 0 tries until it succeeds.
+	// maxAttempts is how many times a message is tried before it is dead-lettered with class RetriesExhausted; 0 tries until it succeeds.
 	// +optional
 	// +kubebuilder:default=0
 	// +kubebuilder:validation:Minimum=0
@@ -235,8 +226,7 @@ type RetryPolicy struct {
 
 // Database is where the handler writes.
 type Database struct {
-	// driver is postgres, mysql or sqlite. A SQLite database lives in one pod, so sqlite
-	// allows at most one replica.
+	// driver is postgres, mysql or sqlite. A SQLite database lives in one pod, so sqlite allows at most one replica.
 	// +required
 	Driver DatabaseDriver `json:"driver"`
 	// dsnSecretRef names the Secret key that holds the data source name (a connection URL).
@@ -245,10 +235,7 @@ type Database struct {
 	// migrate runs the handler's schema migrations when a consumer starts.
 	// +optional
 	Migrate bool `json:"migrate,omitempty"`
-	// offsetTable is the table in which the consumers keep the last offset applied per
-	// consumer group, topic and partition, written in the same transaction as the
-	// handler's rows (this is what makes a batch apply exactly once). The consumers create
-	// it at start whatever migrate says; kafkasub_offsets when empty.
+	// offsetTable is the table in which the consumers keep the last offset applied per consumer group, topic and partition, written in the same transaction as the handler's rows (this is what makes a batch apply exactly once). The consumers create it at start whatever migrate says; kafkasub_offsets when empty.
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",message="offsetTable must be a plain SQL identifier: letters, digits and '_', not starting with a digit"
@@ -271,8 +258,7 @@ type ErrorReporting struct {
 
 // ConsumerTemplate customises the consumer pods.
 type ConsumerTemplate struct {
-	// image is the consumer image; the operator's --consumer-image (by default its own
-	// image) when empty.
+	// image is the consumer image; the operator's --consumer-image (by default its own image) when empty.
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
@@ -299,32 +285,28 @@ type ConsumerTemplate struct {
 	// affinity are the pods' scheduling constraints.
 	// +optional
 	Affinity *corev1.Affinity `json:"affinity,omitempty"`
-	// serviceAccountName is the pods' service account; the namespace's default when empty.
-	// The consumer does not use the Kubernetes API, so no token is mounted.
+	// serviceAccountName is the pods' service account; the namespace's default when empty. The consumer does not use the Kubernetes API, so no token is mounted.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
-	// labels are added to the pods. The operator's app.kubernetes.io/* labels win over
-	// labels of the same name.
+	// labels are added to the pods. The operator's app.kubernetes.io/* labels win over labels of the same name.
 	// +optional
 	Labels map[string]string `json:"labels,omitempty"`
 	// annotations are added to the pods.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
-	// env are extra environment variables of the consumer container. Names starting with
-	// KAFKASUB_ are reserved for the operator, which sets them from Secret references.
+	// env are extra environment variables of the consumer container. Names starting with KAFKASUB_ are reserved for the operator.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=map
 	// +listMapKey=name
-	// +kubebuilder:validation:XValidation:rule="self.all(e, !e.name.startsWith('KAFKASUB_'))",message="template.env cannot set names starting with KAFKASUB_: the operator sets those from the subscription's Secret references"
+	// +kubebuilder:validation:XValidation:rule="self.all(e, !e.name.startsWith('KAFKASUB_'))",message="template.env cannot set names starting with KAFKASUB_: they are reserved for the operator"
 	Env []corev1.EnvVar `json:"env,omitempty"`
 }
 
-// KafkaSubscriptionSpec declares one Kafka consumer: what it reads, what it runs, where it
-// writes and where failures go.
-// +kubebuilder:validation:XValidation:rule="self.deadLetter.topic != self.kafka.topic",message="deadLetter.topic must differ from kafka.topic: dead-lettering into the source topic would consume the failed messages again"
-// +kubebuilder:validation:XValidation:rule="self.database.driver != 'sqlite' || !has(self.replicas) || self.replicas <= 1",message="database.driver sqlite allows at most one replica: a SQLite database cannot be shared between pods"
+// KafkaSubscriptionSpec declares one Kafka consumer: what it reads, what it runs, where it writes and where failures go.
+// +kubebuilder:validation:XValidation:rule="self.deadLetter.topic != self.kafka.topic",fieldPath=".deadLetter.topic",messageExpression="'deadLetter.topic must differ from kafka.topic, both are ' + self.kafka.topic + ': dead-lettering into the source topic would consume the failed messages again'"
+// +kubebuilder:validation:XValidation:rule="self.database.driver != 'sqlite' || !has(self.replicas) || self.replicas <= 1",fieldPath=".replicas",message="database.driver sqlite allows at most one replica: a SQLite database cannot be shared between pods"
 type KafkaSubscriptionSpec struct {
 	// handler is the message handler to run, one of those compiled into the image.
 	// +required
@@ -348,8 +330,7 @@ type KafkaSubscriptionSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	Replicas *int32 `json:"replicas,omitempty"`
-	// suspend scales the consumer to zero without deleting anything; the group's committed
-	// offsets stay, so resuming continues where it stopped.
+	// suspend scales the consumer to zero without deleting anything; the group's committed offsets stay, so resuming continues where it stopped.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 	// errorReporting sends errors to an error tracker.
@@ -362,35 +343,29 @@ type KafkaSubscriptionSpec struct {
 
 // Condition types of a KafkaSubscription.
 const (
-	// ConditionReady is True when every desired consumer pod is available and runs the
-	// current configuration.
+	// ConditionReady is True when every desired consumer pod is available and runs the current configuration.
 	ConditionReady = "Ready"
 	// ConditionProgressing is True while the consumer Deployment rolls out a change.
 	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True when something needs a person: a missing Secret, a spec the
-	// operator cannot render, a failed apply or a stuck rollout.
+	// ConditionDegraded is True when something needs a person: a missing Secret, a spec the operator cannot render, a failed apply or a stuck rollout.
 	ConditionDegraded = "Degraded"
 )
 
 // Condition reasons of a KafkaSubscription.
 const (
-	// ReasonDeploymentAvailable (Ready=True, Progressing=False): every desired replica is
-	// updated and available.
+	// ReasonDeploymentAvailable (Ready=True, Progressing=False): every desired replica is updated and available.
 	ReasonDeploymentAvailable = "DeploymentAvailable"
 	// ReasonDeploymentUnavailable (Ready=False): fewer replicas are available than desired.
 	ReasonDeploymentUnavailable = "DeploymentUnavailable"
-	// ReasonRolloutInProgress (Ready=False, Progressing=True): the Deployment is being
-	// created or rolls out a change.
+	// ReasonRolloutInProgress (Ready=False, Progressing=True): the Deployment is being created or rolls out a change.
 	ReasonRolloutInProgress = "RolloutInProgress"
 	// ReasonRolloutFailed (Degraded=True): the Deployment exceeded its progress deadline.
 	ReasonRolloutFailed = "RolloutFailed"
-	// ReasonSecretNotFound (Degraded=True): a referenced Secret does not exist; the message
-	// names it and its keys. Creating the Secret clears it.
+	// ReasonSecretNotFound (Degraded=True): a consumer pod cannot start because a referenced Secret or key does not exist, as its kubelet reports it (CreateContainerConfigError or FailedMount); the message names the Secret and the key. Creating the Secret clears it.
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonSuspended (Ready=False, Progressing=False): spec.suspend scaled the consumer to zero.
 	ReasonSuspended = "Suspended"
-	// ReasonInvalidSpec (Ready=False, Degraded=True): the spec passed the CRD's validation
-	// but cannot be rendered into a consumer configuration; nothing was applied.
+	// ReasonInvalidSpec (Ready=False, Degraded=True): the spec passed the CRD's validation but cannot be rendered into a consumer configuration; nothing was applied.
 	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonApplyFailed (Degraded=True): the API server refused a child object.
 	ReasonApplyFailed = "ApplyFailed"
@@ -400,8 +375,7 @@ const (
 
 // KafkaSubscriptionStatus is what the operator observed.
 type KafkaSubscriptionStatus struct {
-	// observedGeneration is the spec generation the status describes; it is set after a
-	// complete reconcile.
+	// observedGeneration is the spec generation the status describes; it is set after a complete reconcile.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// conditions are Ready, Progressing and Degraded.
@@ -412,9 +386,11 @@ type KafkaSubscriptionStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 	// replicas is the number of consumer pods the Deployment runs.
 	// +optional
+	// +kubebuilder:default=0
 	Replicas int32 `json:"replicas"`
 	// readyReplicas is the number of consumer pods that are ready.
 	// +optional
+	// +kubebuilder:default=0
 	ReadyReplicas int32 `json:"readyReplicas"`
 	// deploymentName is the name of the consumer Deployment.
 	// +optional
@@ -424,9 +400,7 @@ type KafkaSubscriptionStatus struct {
 	ConsumerGroup string `json:"consumerGroup,omitempty"`
 }
 
-// KafkaSubscription runs a Kafka consumer: it reads a topic with a consumer group, hands
-// every message to a handler that writes to a database, and sends messages that cannot
-// be processed to a dead-letter topic.
+// KafkaSubscription runs a Kafka consumer: it reads a topic with a consumer group, hands every message to a handler that writes to a database, and sends messages that cannot be processed to a dead-letter topic.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -469,8 +443,7 @@ type KafkaSubscriptionList struct {
 	Items []KafkaSubscription `json:"items"`
 }
 
-// ConsumerGroup returns the Kafka consumer group in effect: spec.kafka.consumerGroup, or
-// "<namespace>.<name>" when that is empty.
+// ConsumerGroup returns the Kafka consumer group in effect: spec.kafka.consumerGroup, or "<namespace>.<name>" when that is empty.
 func (k *KafkaSubscription) ConsumerGroup() string {
 	if k.Spec.Kafka.ConsumerGroup != "" {
 		return k.Spec.Kafka.ConsumerGroup

@@ -268,7 +268,7 @@ func TestValidationRules(t *testing.T) {
 		{"The sample is accepted", func(*testing.T, *unstructured.Unstructured) {}, ""},
 		{"A dead-letter topic equal to the source topic is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, "inventory_management_product_updates", spec("deadLetter", "topic")...)
-		}, "deadLetter.topic must differ from kafka.topic"},
+		}, "spec.deadLetter.topic: Invalid value: deadLetter.topic must differ from kafka.topic, both are inventory_management_product_updates"},
 		{"A subscription without a dead-letter topic is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			unstructured.RemoveNestedField(u.Object, spec("deadLetter")...)
 		}, "spec.deadLetter: Required value"},
@@ -302,7 +302,7 @@ func TestValidationRules(t *testing.T) {
 		{"SQLite with two replicas is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, "sqlite", spec("database", "driver")...)
 			set(t, u, int64(2), spec("replicas")...)
-		}, "database.driver sqlite allows at most one replica"},
+		}, "spec.replicas: Invalid value: database.driver sqlite allows at most one replica"},
 		{"SQLite with one replica is accepted", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, "sqlite", spec("database", "driver")...)
 			set(t, u, int64(1), spec("replicas")...)
@@ -310,7 +310,7 @@ func TestValidationRules(t *testing.T) {
 		{"An initial backoff longer than the max backoff is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, "2m", spec("retry", "initialBackoff")...)
 			set(t, u, "1m", spec("retry", "maxBackoff")...)
-		}, "retry.initialBackoff must not be longer than retry.maxBackoff"},
+		}, "spec.retry.initialBackoff: Invalid value: retry.initialBackoff 2m must not be longer than retry.maxBackoff 1m"},
 		{"An initial backoff equal to the max backoff is accepted", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, "90s", spec("retry", "initialBackoff")...)
 			set(t, u, "1m30s", spec("retry", "maxBackoff")...)
@@ -362,10 +362,13 @@ func TestValidationRules(t *testing.T) {
 		}, ""},
 		{"A client certificate without its key is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, map[string]any{"secretRef": map[string]any{"name": "kafka-tls"}, "certKey": "tls.crt"}, spec("kafka", "tls")...)
-		}, "tls.certKey and tls.keyKey must be set together"},
+		}, "spec.kafka.tls.keyKey: Invalid value: tls.certKey and tls.keyKey must be set together: a client certificate needs its private key, and certKey is tls.crt while keyKey is not set"},
+		{"A client key without its certificate is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"secretRef": map[string]any{"name": "kafka-tls"}, "keyKey": "tls.key"}, spec("kafka", "tls")...)
+		}, "spec.kafka.tls.certKey: Invalid value: tls.certKey and tls.keyKey must be set together: a client certificate needs its private key, and keyKey is tls.key while certKey is not set"},
 		{"TLS keys without a Secret are rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, map[string]any{"caKey": "ca.crt"}, spec("kafka", "tls")...)
-		}, "tls.caKey, tls.certKey and tls.keyKey name keys of tls.secretRef, which is not set"},
+		}, "spec.kafka.tls.caKey: Invalid value: tls.caKey ca.crt names a key of tls.secretRef, which is not set"},
 		{"Mutual TLS from a Secret is accepted", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, map[string]any{"secretRef": map[string]any{"name": "kafka-tls"}, "certKey": "tls.crt", "keyKey": "tls.key"}, spec("kafka", "tls")...)
 		}, ""},
@@ -470,4 +473,40 @@ func TestPrinterColumns(t *testing.T) {
 	if !slices.Contains(crd.Spec.Names.ShortNames, "ksub") || !slices.Contains(crd.Spec.Names.Categories, "kafka") {
 		t.Errorf("names = %+v, want short name ksub and category kafka", crd.Spec.Names)
 	}
+}
+
+// TestDescriptionsHaveNoHardLineBreaks keeps `kubectl explain ksub.spec` in whole sentences:
+// controller-gen copies a doc comment's line breaks into the CRD, so the API's own fields
+// are documented one line per paragraph. The Kubernetes types embedded in the template
+// and the conditions keep their upstream descriptions.
+func TestDescriptionsHaveNoHardLineBreaks(t *testing.T) {
+	data, err := os.ReadFile(crdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.Unmarshal(data, crd); err != nil {
+		t.Fatal(err)
+	}
+	upstream := map[string]bool{
+		".apiVersion": true, ".kind": true, ".status.conditions": true,
+		".spec.template.resources": true, ".spec.template.affinity": true, ".spec.template.tolerations": true,
+		".spec.template.env": true, ".spec.template.imagePullSecrets": true,
+	}
+	var walk func(path string, s apiextensionsv1.JSONSchemaProps)
+	walk = func(path string, s apiextensionsv1.JSONSchemaProps) {
+		if upstream[path] {
+			return
+		}
+		if strings.Contains(strings.ReplaceAll(s.Description, "\n\n", ""), "\n") {
+			t.Errorf("%s: the description has a line break inside a paragraph: %q", path, s.Description)
+		}
+		for name, p := range s.Properties {
+			walk(path+"."+name, p)
+		}
+		if s.Items != nil && s.Items.Schema != nil {
+			walk(path, *s.Items.Schema)
+		}
+	}
+	walk("", *crd.Spec.Versions[0].Schema.OpenAPIV3Schema)
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,9 +18,22 @@ import (
 // DefaultConfigPath is where a consumer pod finds the configuration the operator mounts.
 const DefaultConfigPath = "/etc/kafkasub/config/" + consumer.ConfigFileName
 
+// Log messages of the consumer command.
+const (
+	logSecretFileChanged = "A secret file changed; stopping so that the container restarts with it"
+	logSecretWatchFailed = "Cannot watch the secret files; a rotated Secret needs the pod restarted"
+)
+
+// errSecretFileChanged ends the consumer's context when a mounted secret file changed.
+var errSecretFileChanged = errors.New("a secret file changed")
+
 // NewConsumerCommand returns `kafkasub consumer --config FILE`: the process every consumer
-// pod runs. Secrets come from the environment (consumer.Env*). SIGTERM finishes the batch
-// in flight, commits the marked offsets and exits 0.
+// pod runs. Secrets come from the files the config names (a mounted Secret), or from the
+// environment (consumer.Env*). SIGTERM finishes the batch in flight, commits the marked
+// offsets and exits 0; so does a change of a secret file (a rotated Secret, which the kubelet
+// writes into the volume), after which the kubelet starts the container again and it
+// reads the new values: restarting is the one path that rebuilds every client from the new
+// credentials, and it is the same clean shutdown as SIGTERM, so no message is lost.
 func NewConsumerCommand() *cobra.Command {
 	var configPath, logFormat, logLevel string
 	cmd := &cobra.Command{
@@ -36,7 +51,19 @@ func NewConsumerCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return consumer.Run(cmd.Context(), cfg, consumer.WithLogger(log))
+			ctx, cancel := context.WithCancelCause(cmd.Context())
+			defer cancel(nil)
+			go func() {
+				file, err := consumer.WatchSecretFiles(ctx, cfg.SecretFiles(), consumer.DefaultSecretFilesPoll)
+				switch {
+				case err != nil:
+					log.Warn(logSecretWatchFailed, "error", err)
+				case file != "":
+					log.Info(logSecretFileChanged, "file", file)
+					cancel(errSecretFileChanged)
+				}
+			}()
+			return consumer.Run(ctx, cfg, consumer.WithLogger(log))
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", DefaultConfigPath, "consumer configuration file (YAML)")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -37,7 +38,9 @@ const imageEntrypoint = "/kafkasub"
 //
 // What differs from a container, and why:
 //   - The image's entrypoint (/kafkasub) is the binary built from this checkout.
-//   - Mounted ConfigMaps, Secrets and emptyDirs are files under <root>/<pod>/<mountPath>;
+//   - Mounted ConfigMaps, Secrets, projected Secrets and emptyDirs are files under
+//     <root>/<pod>/<mountPath> (a missing Secret or key is a FailedMount event, as from a
+//     kubelet, and the Pod is tried again);
 //     args that name a path under a mount path are rewritten to that directory, and so are
 //     such paths inside the consumer config file.
 //   - Every Pod here shares the host's network namespace, so the consumer config file's
@@ -56,6 +59,7 @@ type kubelet struct {
 
 	mu          sync.Mutex
 	pods        map[types.UID]*podProcess
+	mountErrors map[string]bool
 	terminating int
 	problems    []error
 	stopped     []*podProcess
@@ -154,6 +158,12 @@ func (k *kubelet) sync(ctx context.Context) {
 	wg.Wait()
 	for _, p := range toStart {
 		pp, err := k.startPod(ctx, p)
+		var me *mountError
+		if errors.As(err, &me) {
+			// As the kubelet: a FailedMount event on the Pod, and another try later.
+			k.reportFailedMount(ctx, p, me)
+			continue
+		}
 		k.mu.Lock()
 		if err != nil {
 			k.problems = append(k.problems, fmt.Errorf("pod %s: %w", p.Name, err))
@@ -167,6 +177,45 @@ func (k *kubelet) sync(ctx context.Context) {
 			k.t.Logf("kubelet: started pod %s: %s %s (rewrites: %s)", p.Name, k.bin, strings.Join(pp.args, " "), strings.Join(pp.rewrites, "; "))
 		}
 	}
+}
+
+// mountError is a volume the kubelet cannot set up because a Secret or key is missing; the
+// message is the kubelet's.
+type mountError struct{ volume, msg string }
+
+func (e *mountError) Error() string {
+	return fmt.Sprintf("MountVolume.SetUp failed for volume %q : %s", e.volume, e.msg)
+}
+
+// reportFailedMount records a FailedMount event on the Pod as the kubelet does (once per
+// Pod and message here; the kubelet repeats it).
+func (k *kubelet) reportFailedMount(ctx context.Context, p *corev1.Pod, me *mountError) {
+	k.mu.Lock()
+	if k.mountErrors == nil {
+		k.mountErrors = map[string]bool{}
+	}
+	key := string(p.UID) + me.Error()
+	seen := k.mountErrors[key]
+	k.mountErrors[key] = true
+	k.mu.Unlock()
+	if seen {
+		return
+	}
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: p.Name + ".", Namespace: p.Namespace},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.Namespace, Name: p.Name, UID: p.UID},
+		Reason:         "FailedMount",
+		Message:        me.Error(),
+		Type:           corev1.EventTypeWarning,
+		Source:         corev1.EventSource{Component: "kubelet", Host: nodeName},
+		FirstTimestamp: metav1.Now(),
+		LastTimestamp:  metav1.Now(),
+		Count:          1,
+	}
+	if err := k.cp.client.Create(ctx, ev); err != nil && ctx.Err() == nil {
+		k.t.Logf("kubelet: FailedMount event for pod %s: %v", p.Name, err)
+	}
+	k.t.Logf("kubelet: pod %s: %s", p.Name, me.Error())
 }
 
 // terminate stops a Pod's process as the kubelet would: SIGTERM, and SIGKILL after the
@@ -522,10 +571,45 @@ func (k *kubelet) materializeVolumes(ctx context.Context, p *corev1.Pod, c corev
 			if err := writeItems(target, s.Data, v.Secret.Items, v.Secret.DefaultMode); err != nil {
 				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 			}
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				switch {
+				case src.Secret != nil:
+					var s corev1.Secret
+					if err := k.cp.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: src.Secret.Name}, &s); err != nil {
+						if ignoreNotFound(err) == nil {
+							return nil, &mountError{volume: v.Name, msg: fmt.Sprintf("secret %q not found", src.Secret.Name)}
+						}
+						return nil, fmt.Errorf("volume %s: secret %s: %w", v.Name, src.Secret.Name, err)
+					}
+					for _, it := range src.Secret.Items {
+						if _, ok := s.Data[it.Key]; !ok {
+							return nil, &mountError{volume: v.Name, msg: "references non-existent secret key: " + it.Key}
+						}
+					}
+					if err := writeItems(target, s.Data, src.Secret.Items, v.Projected.DefaultMode); err != nil {
+						return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+					}
+				case src.ConfigMap != nil:
+					var cm corev1.ConfigMap
+					if err := k.cp.client.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: src.ConfigMap.Name}, &cm); err != nil {
+						return nil, fmt.Errorf("volume %s: configMap %s: %w", v.Name, src.ConfigMap.Name, err)
+					}
+					data := map[string][]byte{}
+					for key, val := range cm.Data {
+						data[key] = []byte(val)
+					}
+					if err := writeItems(target, data, src.ConfigMap.Items, v.Projected.DefaultMode); err != nil {
+						return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+					}
+				default:
+					return nil, fmt.Errorf("volume %s: only Secret and ConfigMap projections are supported by this test", v.Name)
+				}
+			}
 		case v.EmptyDir != nil:
 			// The directory is enough.
 		default:
-			return nil, fmt.Errorf("volume %s: only configMap, secret and emptyDir volumes are supported by this test", v.Name)
+			return nil, fmt.Errorf("volume %s: only configMap, secret, projected and emptyDir volumes are supported by this test", v.Name)
 		}
 	}
 	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })

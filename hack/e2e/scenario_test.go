@@ -68,7 +68,7 @@ func TestKafkaSubscriptionEndToEnd(t *testing.T) {
 	s.step("change the retry policy: the pods roll and the new ones consume", s.changeRetryPolicy)
 	s.step("scale to 2 replicas: both consumers share the partitions", s.scaleToTwo)
 	s.step("suspend: consumption stops; resume: the waiting update is applied", s.suspendAndResume)
-	s.step("move to a broker with TLS (CA from a mounted Secret) and SASL SCRAM-SHA-512 (credentials from secretKeyRef)", s.kafkaTLSAndSASL)
+	s.step("move to a broker with TLS (CA from a mounted Secret) and SASL SCRAM-SHA-512 (credentials from the same projected volume)", s.kafkaTLSAndSASL)
 	s.step("delete the subscription: Deployment, ConfigMap, Service and PodDisruptionBudget are garbage-collected", s.deleteSubscription)
 }
 

@@ -4,7 +4,6 @@
   - ""
   resources:
   - configmaps
-  - services
   verbs:
   - create
   - get
@@ -14,10 +13,22 @@
 - apiGroups:
   - ""
   resources:
-  - secrets
+  - events
+  - pods
   verbs:
   - get
   - list
+  - watch
+- apiGroups:
+  - ""
+  resources:
+  - services
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - patch
   - watch
 - apiGroups:
   - apps
