@@ -15,7 +15,8 @@ import (
 )
 
 // SaramaConfig returns the sarama configuration for cfg: the consumer group side (initial
-// offset, offsets marked by the pipeline and auto-committed, errors returned) and the
+// offset, committed records only, offsets marked by the pipeline and auto-committed,
+// errors returned) and the
 // dead-letter producer side (acks=all, idempotent, one request in flight per broker so
 // order is kept), with TLS and SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) when configured.
 func SaramaConfig(cfg *Config) (*sarama.Config, error) {
@@ -27,6 +28,9 @@ func SaramaConfig(cfg *Config) (*sarama.Config, error) {
 	if cfg.Kafka.InitialOffset == OffsetLatest {
 		sc.Consumer.Offsets.Initial = sarama.OffsetNewest
 	}
+	// Records of aborted transactions never reach the handler (nor do open ones until they
+	// commit): a producer's rolled-back write must not change the database.
+	sc.Consumer.IsolationLevel = sarama.ReadCommitted
 	sc.Consumer.Offsets.AutoCommit.Enable = true
 	sc.Consumer.Offsets.AutoCommit.Interval = time.Second
 	sc.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
