@@ -66,7 +66,18 @@ func createDLQ(t *testing.T, brokers []string, maxBytes int) string {
 	if err := admin.CreateTopic(topic, detail, false); err != nil {
 		t.Fatalf("create %s: %v", topic, err)
 	}
-	return topic
+	// A broker may answer for a topic a moment after the controller created it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic})
+		if err == nil {
+			return topic
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s created but not described within 10s: %v", topic, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // producerConfig is the runtime's sarama configuration, with quicker retries.
