@@ -43,10 +43,11 @@ func WithConnector(wrap func(driver.Connector) driver.Connector) DatabaseOption 
 	return func(o *databaseOptions) { o.wrap = wrap }
 }
 
-// OpenDatabase opens a gorm database for one of the Driver* names. A SQLite DSN without a
-// busy_timeout pragma gets busy_timeout(5000), and SQLite uses a single connection (one
-// writer at a time is all SQLite allows). OpenDatabase does not reach the database; use
-// PingDatabase for that.
+// OpenDatabase opens a gorm database for one of the Driver* names. SQLite gets the pragmas
+// of withSQLitePragmas that its DSN does not set, and a single connection that every
+// partition shares (one writer at a time is all SQLite allows; sharing one connection
+// queues the partitions' transactions instead of having them contend for the lock).
+// OpenDatabase does not reach the database; use PingDatabase for that.
 func OpenDatabase(driverName, dsn string, opts ...DatabaseOption) (*gorm.DB, error) {
 	var o databaseOptions
 	for _, opt := range opts {
@@ -56,12 +57,8 @@ func OpenDatabase(driverName, dsn string, opts ...DatabaseOption) (*gorm.DB, err
 	if !ok {
 		return nil, fmt.Errorf("database.driver: %q must be %s, %s or %s", driverName, DriverPostgres, DriverMySQL, DriverSQLite)
 	}
-	if driverName == DriverSQLite && !strings.Contains(dsn, "busy_timeout") {
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		dsn += sep + "_pragma=busy_timeout(5000)"
+	if driverName == DriverSQLite {
+		dsn = withSQLitePragmas(dsn)
 	}
 	connector, err := openConnector(sqlName, dsn)
 	if err != nil {
@@ -91,6 +88,32 @@ func OpenDatabase(driverName, dsn string, opts ...DatabaseOption) (*gorm.DB, err
 		return nil, fmt.Errorf("open %s database: %w", driverName, ClassifyDatabaseError(err))
 	}
 	return db, nil
+}
+
+// sqlitePragmas are the defaults of a SQLite database, each unless the DSN sets it: wait
+// up to 5 s for a lock another process holds; a write-ahead log, so a commit appends to
+// one file; and synchronous=NORMAL, which syncs the log at checkpoints rather than at
+// every commit. A process that crashes (kill -9) loses nothing with NORMAL; an operating
+// system crash or power loss may lose the last commits, whose offsets may already be
+// committed to Kafka. Set _pragma=synchronous(FULL) in the DSN where that matters.
+var sqlitePragmas = []struct{ name, value string }{
+	{"busy_timeout", "5000"},
+	{"journal_mode", "WAL"},
+	{"synchronous", "NORMAL"},
+}
+
+func withSQLitePragmas(dsn string) string {
+	for _, p := range sqlitePragmas {
+		if strings.Contains(dsn, p.name) {
+			continue
+		}
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		dsn += sep + "_pragma=" + p.name + "(" + p.value + ")"
+	}
+	return dsn
 }
 
 // PingDatabase checks that the database answers within timeout.

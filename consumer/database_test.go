@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -128,5 +129,34 @@ func TestClassifyKeepsAnExistingClassification(t *testing.T) {
 	}
 	if consumer.ClassifyDatabaseError(nil) != nil {
 		t.Fatal("nil must stay nil")
+	}
+}
+
+// TestSQLiteGetsAWriteAheadLogUnlessTheDSNSaysOtherwise: the runtime's SQLite defaults
+// (WAL, synchronous NORMAL, a busy timeout) apply where the DSN sets none, and a DSN's own
+// pragma wins.
+func TestSQLiteGetsAWriteAheadLogUnlessTheDSNSaysOtherwise(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra          string
+		journal, synchronous string
+	}{
+		{"defaults", "", "wal", "1"},
+		{"the DSN's synchronous", "?_pragma=synchronous(FULL)", "wal", "2"},
+		{"the DSN's journal mode", "?_pragma=journal_mode(DELETE)", "delete", "1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := "file:" + filepath.Join(t.TempDir(), "pragmas.sqlite3") + tc.extra
+			db := consumertest.OpenDatabase(t, consumer.DriverSQLite, dsn)
+			var journal, synchronous string
+			if err := db.Raw("PRAGMA journal_mode").Scan(&journal).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Raw("PRAGMA synchronous").Scan(&synchronous).Error; err != nil {
+				t.Fatal(err)
+			}
+			if journal != tc.journal || synchronous != tc.synchronous {
+				t.Fatalf("journal_mode %s, synchronous %s; want %s, %s", journal, synchronous, tc.journal, tc.synchronous)
+			}
+		})
 	}
 }
