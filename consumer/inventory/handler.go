@@ -18,16 +18,21 @@ func init() {
 	})
 }
 
-// Handler is the inventory.product-updates handler. It holds the Kafka concerns only:
-// it decodes each message and hands the batch to the service, which does the rest in the
-// transaction the runtime gives it.
+// Handler is the inventory.product-updates handler: the Kafka concerns only. It decodes
+// each message, hands the decoded updates to the service in the runtime's transaction and
+// maps the outcomes back onto the messages.
 type Handler struct {
 	db      *gorm.DB
-	service *Service
+	service inventorySetter
 }
 
-// NewHandler returns the handler on db (used for migrations; batches run in the
-// runtime's transaction).
+// inventorySetter is what the handler hands updates to: the Service (a test's fake).
+type inventorySetter interface {
+	SetInventories(ctx context.Context, tx *gorm.DB, updates []*ProductUpdate) ([]error, error)
+}
+
+// NewHandler returns the handler; db is for Migrate (batches run in the runtime's
+// transaction).
 func NewHandler(db *gorm.DB) *Handler {
 	return &Handler{db: db, service: NewService()}
 }
@@ -35,16 +40,27 @@ func NewHandler(db *gorm.DB) *Handler {
 // Migrate implements consumer.Migrator.
 func (h *Handler) Migrate(ctx context.Context) error { return Migrate(ctx, h.db) }
 
-// HandleBatch implements consumer.Handler: a message that does not decode is dead-lettered
-// with the reason; the rest go to the service in the batch's transaction.
+// HandleBatch implements consumer.Handler: a message that does not decode gets its decode
+// error (permanent), every other one the service's outcome for its update.
 func (h *Handler) HandleBatch(ctx context.Context, tx *gorm.DB, msgs []*consumer.Message) ([]error, error) {
-	updates := make([]*ProductUpdate, len(msgs))
 	results := make([]error, len(msgs))
+	updates := make([]*ProductUpdate, 0, len(msgs))
+	from := make([]int, 0, len(msgs)) // updates[k] is msgs[from[k]]'s
 	for i, m := range msgs {
-		updates[i], results[i] = Decode(m.Value)
+		u, err := Decode(m.Value)
+		if err != nil {
+			results[i] = err
+			continue
+		}
+		updates = append(updates, u)
+		from = append(from, i)
 	}
-	if err := h.service.SetInventories(ctx, NewRepository(tx), updates, results); err != nil {
+	outcomes, err := h.service.SetInventories(ctx, tx, updates)
+	if err != nil {
 		return nil, err
+	}
+	for k, outcome := range outcomes {
+		results[from[k]] = outcome
 	}
 	return results, nil
 }

@@ -14,20 +14,6 @@ import (
 	"github.com/kafkasub/kafkasub/consumer/inventory"
 )
 
-// inventories returns every product's inventory by code, as db (or a transaction) sees it.
-func inventories(t *testing.T, db *gorm.DB) map[string]int64 {
-	t.Helper()
-	var rows []inventory.Product
-	if err := db.Order("code").Find(&rows).Error; err != nil {
-		t.Fatal(err)
-	}
-	out := make(map[string]int64, len(rows))
-	for _, p := range rows {
-		out[p.Code] = p.Inventory
-	}
-	return out
-}
-
 // FuzzHandlerAppliesOrRejectsNeverBoth: whatever the payload, the handler either applies
 // it — exactly the row whose code the payload names, byte for byte, gets exactly its
 // count — or rejects it and changes nothing, on every database given. The runtime rolls a

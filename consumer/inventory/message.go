@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"sort"
 	"strconv"
@@ -24,12 +23,6 @@ type ProductUpdate struct {
 	InventoryCount *json.Number `json:"inventory_count"`
 }
 
-// Change is a validated update: set the inventory of the product with Code.
-type Change struct {
-	Code      string
-	Inventory int64
-}
-
 // Attribute names of ProductUpdate.
 const (
 	AttrProductCode    = "product_code"
@@ -41,8 +34,8 @@ const (
 // escapes), or a field of the wrong type, is a permanent consumer.ClassInvalidPayload error
 // saying what is wrong; attributes the message does not define are a permanent
 // consumer.ClassUnexpectedAttributes error naming them. product_code is kept exactly as
-// the JSON spells it (control characters included: its format is ValidCodeFormat's
-// business) and inventory_count as its literal (its range is Validate's).
+// the JSON spells it (control characters included) and inventory_count as its literal:
+// what they may be is the Validator's business.
 func Decode(payload []byte) (*ProductUpdate, error) {
 	if err := checkText(payload); err != nil {
 		return nil, err
@@ -275,81 +268,4 @@ func putDecoder(d *decoder) {
 	d.buf = bytes.Buffer{}
 	d.dec.Reset(&d.buf) // drop the payload
 	decoders.Put(d)
-}
-
-// ValidationError lists every problem of a message, in ActiveModel's wording
-// ("Inventory count must be greater than or equal to 0").
-type ValidationError struct {
-	Messages []string
-}
-
-func (e *ValidationError) Error() string { return strings.Join(e.Messages, "; ") }
-
-// Validation messages.
-const (
-	MsgProductCodeBlank       = "Product code can't be blank"
-	MsgInventoryCountBlank    = "Inventory count can't be blank"
-	MsgInventoryCountInteger  = "Inventory count must be an integer"
-	MsgInventoryCountNegative = "Inventory count must be greater than or equal to 0"
-	MsgInventoryCountTooLarge = "Inventory count must be less than or equal to 9223372036854775807"
-	MsgProductCodeTooLong     = "Product code is too long (maximum is 64 characters)"
-	MsgProductCodeInvalid     = "Product code is invalid (control characters and invalid UTF-8 name no product)"
-)
-
-// MsgProductCodeUnknown is the message for a product code with no product.
-func MsgProductCodeUnknown(code string) string {
-	return fmt.Sprintf("Product code %s does not exist", code)
-}
-
-// Validate checks u: product_code present; inventory_count present, an integer, >= 0;
-// the product exists (exists is asked only for a present code). It collects every problem
-// into one permanent consumer.ClassValidationFailed error wrapping a *ValidationError.
-func Validate(u *ProductUpdate, exists func(code string) bool) (Change, error) {
-	var msgs []string
-	var c Change
-	if u.ProductCode == nil || strings.TrimSpace(*u.ProductCode) == "" {
-		msgs = append(msgs, MsgProductCodeBlank)
-	} else if problem := CodeFormatProblem(*u.ProductCode); problem != "" {
-		msgs = append(msgs, problem) // such a code names no row: it is not looked up
-	} else {
-		c.Code = *u.ProductCode
-		if !exists(c.Code) {
-			msgs = append(msgs, MsgProductCodeUnknown(c.Code))
-		}
-	}
-	if u.InventoryCount == nil {
-		msgs = append(msgs, MsgInventoryCountBlank)
-	} else {
-		// Like ActiveModel's only_integer: digits with an optional sign, no fraction or
-		// exponent ("25.0" is not an integer).
-		s := string(*u.InventoryCount)
-		n, err := strconv.ParseInt(s, 10, 64)
-		switch {
-		case !isIntegerLiteral(s):
-			msgs = append(msgs, MsgInventoryCountInteger)
-		case strings.HasPrefix(s, "-") && (err != nil || n < 0):
-			msgs = append(msgs, MsgInventoryCountNegative)
-		case err != nil:
-			msgs = append(msgs, MsgInventoryCountTooLarge)
-		default:
-			c.Inventory = n
-		}
-	}
-	if len(msgs) > 0 {
-		return Change{}, consumer.Permanent(consumer.ClassValidationFailed, &ValidationError{Messages: msgs})
-	}
-	return c, nil
-}
-
-func isIntegerLiteral(s string) bool {
-	s = strings.TrimPrefix(s, "-")
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }

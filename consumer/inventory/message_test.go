@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
@@ -123,96 +122,4 @@ func derefNum(n *json.Number) string {
 		return ""
 	}
 	return string(*n)
-}
-
-func TestValidate(t *testing.T) {
-	known := func(code string) bool { return code == "A-1" }
-	for _, tc := range []struct {
-		name     string
-		payload  string
-		messages []string
-		want     Change
-	}{
-		{name: "A known product with a positive count is valid", payload: `{"product_code": "A-1", "inventory_count": 25}`, want: Change{Code: "A-1", Inventory: 25}},
-		{name: "A count of zero is valid", payload: `{"product_code": "A-1", "inventory_count": 0}`, want: Change{Code: "A-1", Inventory: 0}},
-		{name: "A negative count must be greater than or equal to 0", payload: `{"product_code": "A-1", "inventory_count": -1}`, messages: []string{MsgInventoryCountNegative}},
-		{name: "An unknown product does not exist", payload: `{"product_code": "NO_SUCH_CODE", "inventory_count": 5}`, messages: []string{"Product code NO_SUCH_CODE does not exist"}},
-		{name: "Every problem is collected", payload: `{"product_code": "NO_SUCH_CODE", "inventory_count": -3}`, messages: []string{"Product code NO_SUCH_CODE does not exist", MsgInventoryCountNegative}},
-		{name: "Missing fields are both blank", payload: `{}`, messages: []string{MsgProductCodeBlank, MsgInventoryCountBlank}},
-		{name: "An empty product code is blank", payload: `{"product_code": " ", "inventory_count": 1}`, messages: []string{MsgProductCodeBlank}},
-		{name: "A fractional count must be an integer", payload: `{"product_code": "A-1", "inventory_count": 2.5}`, messages: []string{MsgInventoryCountInteger}},
-		{name: "A count with an exponent must be an integer", payload: `{"product_code": "A-1", "inventory_count": 1e3}`, messages: []string{MsgInventoryCountInteger}},
-		{name: "A count with a zero fraction must be an integer", payload: `{"product_code": "A-1", "inventory_count": 25.0}`, messages: []string{MsgInventoryCountInteger}},
-		{name: "Negative zero is a count of zero", payload: `{"product_code": "A-1", "inventory_count": -0}`, want: Change{Code: "A-1", Inventory: 0}},
-		{name: "A count of 2^63-1 is valid", payload: `{"product_code": "A-1", "inventory_count": 9223372036854775807}`, want: Change{Code: "A-1", Inventory: 9223372036854775807}},
-		{name: "A count of 2^63 is too large", payload: `{"product_code": "A-1", "inventory_count": 9223372036854775808}`, messages: []string{MsgInventoryCountTooLarge}},
-		{name: "A count beyond int64 is too large", payload: `{"product_code": "A-1", "inventory_count": 99999999999999999999}`, messages: []string{MsgInventoryCountTooLarge}},
-		{name: "A hugely negative count is negative", payload: `{"product_code": "A-1", "inventory_count": -99999999999999999999}`, messages: []string{MsgInventoryCountNegative}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			u, err := Decode([]byte(tc.payload))
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := Validate(u, known)
-			if tc.messages == nil {
-				if err != nil {
-					t.Fatalf("Validate: %v", err)
-				}
-				if c != tc.want {
-					t.Fatalf("change %+v, want %+v", c, tc.want)
-				}
-				return
-			}
-			var ve *ValidationError
-			if !errors.As(err, &ve) || consumer.ClassOf(err) != consumer.ClassValidationFailed || !consumer.IsPermanent(err) {
-				t.Fatalf("Validate error %v, want a permanent ValidationFailed *ValidationError", err)
-			}
-			if strings.Join(ve.Messages, "|") != strings.Join(tc.messages, "|") {
-				t.Fatalf("messages %q, want %q", ve.Messages, tc.messages)
-			}
-		})
-	}
-}
-
-// FuzzDecodeAndValidate: no input panics, and every input is either a valid change or
-// classified as a permanent InvalidPayload, UnexpectedAttributes or ValidationFailed.
-func FuzzDecodeAndValidate(f *testing.F) {
-	for _, s := range []string{
-		`{"product_code": "A-1", "inventory_count": 25}`,
-		`{"product_code": "A-1", "inventory_count": -1}`,
-		`{"product_code": "NO_SUCH_CODE", "inventory_count": 5}`,
-		`this is no good`,
-		`{"greeting": "hello"}`,
-		`{"product_code": 1, "inventory_count": "x"}`,
-		`{"inventory_count": 1e400}`,
-		`[]`, `null`, `{}`, ``, `{"product_code": "A-1", "inventory_count": 2.50}`,
-	} {
-		f.Add([]byte(s))
-	}
-	known := func(code string) bool { return code == "A-1" }
-	f.Fuzz(func(t *testing.T, payload []byte) {
-		u, err := Decode(payload)
-		if err != nil {
-			switch consumer.ClassOf(err) {
-			case consumer.ClassInvalidPayload, consumer.ClassUnexpectedAttributes:
-			default:
-				t.Fatalf("Decode(%q) error %v has class %q", payload, err, consumer.ClassOf(err))
-			}
-			if !consumer.IsPermanent(err) {
-				t.Fatalf("Decode(%q) error %v is not permanent", payload, err)
-			}
-			return
-		}
-		c, err := Validate(u, known)
-		if err != nil {
-			if consumer.ClassOf(err) != consumer.ClassValidationFailed || !consumer.IsPermanent(err) {
-				t.Fatalf("Validate(%q) error %v is not a permanent ValidationFailed", payload, err)
-			}
-			return
-		}
-		if c.Code != "A-1" || c.Inventory < 0 {
-			t.Fatalf("Validate(%q) accepted %+v", payload, c)
-		}
-	})
 }

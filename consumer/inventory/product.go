@@ -1,16 +1,9 @@
-// Package inventory is the first kafkasub handler: a legacy Inventory Management system
-// produces {"product_code": "...", "inventory_count": N} to the topic
-// inventory_management_product_updates, and the products row with that code gets its
-// inventory set. Importing the package registers the handler HandlerName.
 package inventory
 
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -93,29 +86,3 @@ func Insert(ctx context.Context, db *gorm.DB, products []Product) error {
 
 // MaxCodeLength is the longest product code, in characters (the code column's size).
 const MaxCodeLength = 64
-
-// CodeFormatProblem returns what makes code unable to name a products row ("" when
-// nothing does): more than MaxCodeLength characters, invalid UTF-8 or a control character
-// (a NUL, which some drivers cut the string at, among them). The validator rejects such a
-// code before any statement sees it, so the validator and the SQL never disagree about
-// which row a code names. A blank code is the validator's own rule.
-func CodeFormatProblem(code string) string {
-	switch {
-	case !utf8.ValidString(code):
-		return MsgProductCodeInvalid
-	case utf8.RuneCountInString(code) > MaxCodeLength:
-		return MsgProductCodeTooLong
-	}
-	for _, r := range code {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return MsgProductCodeInvalid
-		}
-	}
-	return ""
-}
-
-// ValidCodeFormat reports whether code can name a products row at all (not blank, no
-// CodeFormatProblem). The service looks up only such codes.
-func ValidCodeFormat(code string) bool {
-	return strings.TrimSpace(code) != "" && CodeFormatProblem(code) == ""
-}

@@ -3,10 +3,13 @@ package inventory
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 // Service is the business operation: set each product's inventory from a valid update.
-// Validation is the model's (Validate); the service only gathers what it needs to ask.
+// What makes an update valid is the Validator's; how rows are read and written is the
+// Repository's.
 type Service struct {
 	now func() time.Time
 }
@@ -14,59 +17,46 @@ type Service struct {
 // NewService returns the service.
 func NewService() *Service { return &Service{now: time.Now} }
 
-// SetInventories validates every decoded update (a nil update already has its error in
-// results) and applies the valid ones through repo in one statement; results[i] gets the
-// validation error of updates[i]. An update whose product the statement did not find gets
-// "Product code ... does not exist". Codes of updates that are invalid for other reasons
-// are looked up too, so that every problem of a message is listed. A database error is
-// returned for the batch (the runtime narrows a permanent one down to its message).
-func (s *Service) SetInventories(ctx context.Context, repo *Repository, updates []*ProductUpdate, results []error) error {
-	assumeExists := func(string) bool { return true }
-	var changes []Change
-	var owners, invalid []int
-	for i, u := range updates {
-		if u == nil {
-			continue
+// SetInventories validates updates against the products that exist (one lookup) and
+// applies the valid ones (one statement), both in tx. It returns one result per update:
+// nil when applied, else a permanent consumer.ClassValidationFailed error listing every
+// problem; an update with a problem changes nothing. A database error fails the batch
+// (classified; the runtime narrows a permanent one down to its message).
+func (s *Service) SetInventories(ctx context.Context, tx *gorm.DB, updates []*ProductUpdate) ([]error, error) {
+	repo := NewRepository(tx)
+	codes := make([]string, 0, len(updates))
+	for _, u := range updates {
+		if code, ok := CodeToLookUp(u); ok {
+			codes = append(codes, code)
 		}
-		c, err := Validate(u, assumeExists)
+	}
+	existing, err := repo.ExistingCodes(ctx, codes)
+	if err != nil {
+		return nil, err
+	}
+	validator := NewValidator(func(code string) bool { return existing[code] })
+	results := make([]error, len(updates))
+	changes := make([]Change, 0, len(updates))
+	owners := make([]int, 0, len(updates)) // changes[k] is updates[owners[k]]'s
+	for i, u := range updates {
+		c, err := validator.Validate(u)
 		if err != nil {
-			invalid = append(invalid, i)
 			results[i] = err
 			continue
 		}
 		changes = append(changes, c)
 		owners = append(owners, i)
 	}
-	if codes := lookupCodes(updates, invalid); len(codes) > 0 {
-		existing, err := repo.ExistingCodes(ctx, codes)
-		if err != nil {
-			return err
-		}
-		for _, i := range invalid {
-			_, results[i] = Validate(updates[i], func(code string) bool { return existing[code] })
-		}
-	}
 	updated, err := repo.SetInventories(ctx, changes, s.now().UTC())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	missing := func(string) bool { return false }
+	// A product deleted since the lookup was not updated: its update does not exist now.
 	for k, c := range changes {
 		if !updated[c.Code] {
-			_, results[owners[k]] = Validate(updates[owners[k]], missing)
+			delete(existing, c.Code)
+			_, results[owners[k]] = validator.Validate(updates[owners[k]])
 		}
 	}
-	return nil
-}
-
-// lookupCodes returns the product codes of the invalid updates that can be looked up (a
-// code that breaks a format rule names no row).
-func lookupCodes(updates []*ProductUpdate, invalid []int) []string {
-	var codes []string
-	for _, i := range invalid {
-		if c := updates[i].ProductCode; c != nil && ValidCodeFormat(*c) {
-			codes = append(codes, *c)
-		}
-	}
-	return codes
+	return results, nil
 }
