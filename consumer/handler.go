@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,6 +120,30 @@ func Lookup(name string) (HandlerFactory, bool) {
 	defer registryMu.RUnlock()
 	f, ok := registry[name]
 	return f, ok
+}
+
+// HandlerNotRegisteredError is the error of a configuration that names a handler this
+// binary does not register: the image was built without the handler's package.
+type HandlerNotRegisteredError struct {
+	Handler    string
+	Registered []string // sorted
+}
+
+func (e *HandlerNotRegisteredError) Error() string {
+	registered := "none"
+	if len(e.Registered) > 0 {
+		registered = strings.Join(e.Registered, ", ")
+	}
+	return fmt.Sprintf("handler %q is not registered in this consumer image (registered handlers: %s)", e.Handler, registered)
+}
+
+// CheckRegistered returns a *HandlerNotRegisteredError unless a handler is registered
+// under name.
+func CheckRegistered(name string) error {
+	if _, ok := Lookup(name); ok {
+		return nil
+	}
+	return &HandlerNotRegisteredError{Handler: name, Registered: HandlerNames()}
 }
 
 // HandlerNames returns the registered handler names, sorted.

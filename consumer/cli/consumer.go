@@ -35,12 +35,15 @@ var errSecretFileChanged = errors.New("a secret file changed")
 // reads the new values: restarting is the one path that rebuilds every client from the new
 // credentials, and it is the same clean shutdown as SIGTERM, so no message is lost.
 func NewConsumerCommand() *cobra.Command {
-	var configPath, logFormat, logLevel string
+	var configPath, logFormat, logLevel, terminationLog string
 	cmd := &cobra.Command{
 		Use:   "consumer",
 		Short: "Run a Kafka consumer for one subscription (what every consumer pod runs)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
+			defer func() {
+				writeTermination(cmd.Context(), terminationLog, terminationLog != DefaultTerminationLog, err, cmd.ErrOrStderr())
+			}()
 			log, err := newConsumerLogger(logFormat, logLevel)
 			if err != nil {
 				return err
@@ -49,6 +52,9 @@ func NewConsumerCommand() *cobra.Command {
 			ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 			cfg, err := consumer.Load(configPath, nil)
 			if err != nil {
+				return &consumer.InvalidConfigError{Err: err}
+			}
+			if err := consumer.CheckRegistered(cfg.Handler); err != nil {
 				return err
 			}
 			ctx, cancel := context.WithCancelCause(cmd.Context())
@@ -69,6 +75,8 @@ func NewConsumerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&configPath, "config", DefaultConfigPath, "consumer configuration file (YAML)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&terminationLog, "termination-log", defaultTerminationLog(),
+		"file for the reason the consumer stopped with an error, as \"<Reason>: <message>\" (env "+EnvTerminationLog+")")
 	return cmd
 }
 
