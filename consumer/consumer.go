@@ -368,12 +368,18 @@ func (c *Consumer) connect(ctx context.Context) error {
 	}{
 		{"database", func() error { return c.checkDatabase(ctx) }},
 		{"dead-letter producer", func() (err error) {
-			c.producer, err = sarama.NewSyncProducer(c.cfg.Kafka.BootstrapServers, c.saramaCfg)
+			// The producer's limit is the dead-letter topic's max.message.bytes, whether
+			// that is below or above sarama's default of 1 MiB: a letter is cut only where
+			// the topic has no room for it.
+			pc := *c.saramaCfg
+			pc.Producer.MaxMessageBytes = int(sarama.MaxRequestSize) - 1
+			limit, lerr := deadLetterLimit(c.cfg.Kafka.BootstrapServers, &pc, c.cfg.DeadLetter.Topic)
+			if lerr != nil {
+				c.log.Warn("Cannot read the dead-letter topic's size limit; assuming one", "limit", limit, "error", lerr)
+			}
+			pc.Producer.MaxMessageBytes = limit
+			c.producer, err = sarama.NewSyncProducer(c.cfg.Kafka.BootstrapServers, &pc)
 			if err == nil {
-				limit, lerr := deadLetterLimit(c.cfg.Kafka.BootstrapServers, c.saramaCfg, c.cfg.DeadLetter.Topic)
-				if lerr != nil {
-					c.log.Warn("Cannot read the dead-letter topic's size limit; assuming one", "limit", limit, "error", lerr)
-				}
 				c.deadLetters = newDeadLetterWriter(c.producer, c.cfg.DeadLetter.Topic, limit)
 				c.deadLetters.log = c.log
 			}

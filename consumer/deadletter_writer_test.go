@@ -509,3 +509,49 @@ func TestAnOversizedDeadLetterDoesNotBlockItsPartition(t *testing.T) {
 		}
 	})
 }
+
+// TestADeadLetterIsWholeWhereTheTopicHasRoomForIt: topics that take records of 4 MiB (more
+// than the producer's default limit of 1,000,000 bytes); a 1.5 MB message is dead-lettered
+// whole, value and all, because the dead-letter producer follows the topic's limit.
+func TestADeadLetterIsWholeWhereTheTopicHasRoomForIt(t *testing.T) {
+	eachBroker(t, func(t *testing.T, brokers []string) {
+		const roomy = 4 << 20
+		topic := createDLQ(t, brokers, roomy)
+		dlq := createDLQ(t, brokers, roomy)
+		big := "x" + strings.Repeat("y", 1_500_000)
+		sc := sarama.NewConfig()
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+		sc.Producer.Return.Successes = true
+		sc.Producer.MaxMessageBytes = roomy
+		p, err := sarama.NewSyncProducer(brokers, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		for _, v := range []string{big, "ok"} {
+			if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)}); err != nil {
+				t.Fatalf("produce %d bytes: %v", len(v), err)
+			}
+		}
+		h := consumer.HandlerFunc(func(ctx context.Context, _ *gorm.DB, m *consumer.Message) error {
+			if strings.HasPrefix(string(m.Value), "x") {
+				return consumer.Permanentf(consumer.ClassValidationFailed, "a value of %d bytes is not acceptable", len(m.Value))
+			}
+			return nil
+		})
+		dsn, _ := seededSQLite(t)
+		r := startConsumer(t, consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, dsn), consumer.WithHandler(h))
+		for off, want := range []consumer.EventType{consumer.EventDeadLettered, consumer.EventProcessed} {
+			if ev := r.out.outcome(t, 0, int64(off)); ev.Type != want {
+				t.Fatalf("offset %d: %s (%v), want %s", off, ev.Type, ev.Err, want)
+			}
+		}
+		recs := consumertest.ReadTopic(t, brokers, dlq, 1, 10*time.Second)
+		if len(recs) != 1 {
+			t.Fatalf("dead-letter topic has %d records, want 1", len(recs))
+		}
+		if cut := headerOf(recs[0], consumer.HeaderValueCut); cut != "" || string(recs[0].Value) != big {
+			t.Fatalf("dead letter of %d value bytes (%s %q), want the whole %d", len(recs[0].Value), consumer.HeaderValueCut, cut, len(big))
+		}
+	})
+}
