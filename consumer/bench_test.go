@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,16 +22,76 @@ import (
 	"github.com/kafkasub/kafkasub/consumer/inventory"
 )
 
-// Benchmark knobs for experiments (the defaults are what `make bench` reports):
-// BENCH_BATCH sets batch.maxMessages (default 500); BENCH_FILLFACTOR sets the PostgreSQL
-// products table's fillfactor (default 100), which lets updates stay on their page (HOT).
+// The benchmarks `make bench` reports, each comparable across commits:
+//
+//	BenchmarkRawConsume          sarama reading and marking, no work: the Kafka ceiling
+//	BenchmarkPipelinePostgreSQL  valid updates through the whole pipeline into PostgreSQL
+//	BenchmarkPostgreSQLCeiling   the same batches applied with the repository's statements
+//	                             directly, one goroutine per partition, no Kafka: the
+//	                             database's ceiling on this machine
+//	BenchmarkPipelineSQLite      BenchmarkPipelinePostgreSQL into SQLite
+//	BenchmarkDeadLetter          every message invalid: the dead-letter path
+//	BenchmarkLatencyPostgreSQL   produce-to-commit latency at a steady 1,000 msgs/s
+//
+// The catalogue has 100,000 products keyed over 4 partitions, and the updates visit them
+// in a scattered order, so the database works on more than a cache-hot page or two. The
+// broker is Apache Kafka when KAFKASUB_TEST_KAFKA_BROKERS is set, else the in-process
+// kfake. BENCH_BATCH sets batch.maxMessages (default 500).
 const (
 	benchPartitions = 4
-	benchProducts   = 1000
+	benchProducts   = 100_000
 )
 
-// fillTopic produces n records round-robin over the partitions; value(i) gives the payload.
-func fillTopic(b *testing.B, brokers []string, topic string, n int, value func(i int) string) {
+// benchProduct is the product the i-th message updates: a walk that visits every product
+// once per 100,000 messages, in a scattered order.
+func benchProduct(i int) int { return (i * 48271) % benchProducts }
+
+func benchCode(p int) string { return fmt.Sprintf("P-%06d", p) }
+
+// benchPartition is the partition of product p's messages (its key's partition).
+func benchPartition(p int) int32 { return int32(p % benchPartitions) }
+
+func benchUpdate(i int, valid bool) string {
+	count := i
+	if !valid {
+		count = -i - 1
+	}
+	return fmt.Sprintf(`{"product_code": %q, "inventory_count": %d}`, benchCode(benchProduct(i)), count)
+}
+
+// benchBrokers returns Apache Kafka's brokers (KAFKASUB_TEST_KAFKA_BROKERS) with the topics
+// created, or an in-process kfake.
+func benchBrokers(b *testing.B, topics ...string) []string {
+	b.Helper()
+	if os.Getenv(consumertest.EnvKafkaBrokers) != "" {
+		return consumertest.RealKafka(b, benchPartitions, topics...)
+	}
+	return consumertest.Kfake(b, benchPartitions, topics...)
+}
+
+// benchCatalogue opens the database with the benchmark's products.
+func benchCatalogue(b *testing.B, driver, dsn string) *gorm.DB {
+	b.Helper()
+	db := consumertest.OpenDatabase(b, driver, dsn)
+	ctx := context.Background()
+	if err := inventory.Migrate(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	products := make([]inventory.Product, benchProducts)
+	for i := range products {
+		products[i] = inventory.Product{Code: benchCode(i), Name: "bench"}
+	}
+	// Chunks of 100: the SQLite driver binds a statement's arguments in quadratic time.
+	for start := 0; start < len(products); start += 100 {
+		if err := inventory.Insert(ctx, db, products[start:min(start+100, len(products))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return db
+}
+
+// fillTopic produces the messages 0..n-1 to their products' partitions, keyed by code.
+func fillTopic(b *testing.B, brokers []string, topic string, n int, valid bool) {
 	b.Helper()
 	sc := sarama.NewConfig()
 	sc.Producer.RequiredAcks = sarama.WaitForLocal
@@ -44,7 +106,7 @@ func fillTopic(b *testing.B, brokers []string, topic string, n int, value func(i
 	done := make(chan error, 1)
 	go func() {
 		var first error
-		for i := 0; i < n; i++ {
+		for range n {
 			select {
 			case <-p.Successes():
 			case e := <-p.Errors():
@@ -55,8 +117,10 @@ func fillTopic(b *testing.B, brokers []string, topic string, n int, value func(i
 		}
 		done <- first
 	}()
-	for i := 0; i < n; i++ {
-		p.Input() <- &sarama.ProducerMessage{Topic: topic, Partition: int32(i % benchPartitions), Value: sarama.StringEncoder(value(i))}
+	for i := range n {
+		code := benchCode(benchProduct(i))
+		p.Input() <- &sarama.ProducerMessage{Topic: topic, Partition: benchPartition(benchProduct(i)),
+			Key: sarama.StringEncoder(code), Value: sarama.StringEncoder(benchUpdate(i, valid))}
 	}
 	if err := <-done; err != nil {
 		b.Fatal(err)
@@ -91,14 +155,12 @@ func (h *countHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Cons
 	}
 }
 
-// BenchmarkRawSaramaConsume: a sarama consumer group reading from kfake with no work per
-// message, the ceiling the pipeline is compared with.
-func BenchmarkRawSaramaConsume(b *testing.B) {
+// BenchmarkRawConsume: a sarama consumer group with the runtime's settings reading and
+// marking every message, no work: the Kafka ceiling the pipeline is compared with.
+func BenchmarkRawConsume(b *testing.B) {
 	topic := consumertest.UniqueName("raw")
-	brokers := consumertest.Kfake(b, benchPartitions, topic)
-	fillTopic(b, brokers, topic, b.N, func(i int) string {
-		return fmt.Sprintf(`{"product_code": "P-%05d", "inventory_count": %d}`, i%benchProducts, i)
-	})
+	brokers := benchBrokers(b, topic)
+	fillTopic(b, brokers, topic, b.N, true)
 	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, "unused")
 	sc, err := consumer.SaramaConfig(cfg)
 	if err != nil {
@@ -131,47 +193,26 @@ func BenchmarkRawSaramaConsume(b *testing.B) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 }
 
+// benchConfig is the consumer configuration of a benchmark: natural batching (no wait).
+func benchConfig(brokers []string, topic, driver, dsn string) *consumer.Config {
+	cfg := consumertest.Config(brokers, topic, topic+".dlq", driver, dsn)
+	cfg.Batch.MaxWait.Duration = 0
+	if v := os.Getenv("BENCH_BATCH"); v != "" {
+		cfg.Batch.MaxMessages, _ = strconv.Atoi(v)
+	}
+	return cfg
+}
+
 // benchPipeline runs the real consumer (consumer.New + Run, the inventory handler) over
 // b.N pre-produced messages and reports messages per second from the start of Run to the
 // last outcome (joining the group included).
 func benchPipeline(b *testing.B, driver, dsn string, valid bool) {
 	topic := consumertest.UniqueName("bench")
-	dlq := topic + ".dlq"
-	brokers := consumertest.Kfake(b, benchPartitions, topic, dlq)
-	db, err := consumer.OpenDatabase(driver, dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() }()
-	ctx := context.Background()
-	if err := inventory.Migrate(ctx, db); err != nil {
-		b.Fatal(err)
-	}
-	products := make([]inventory.Product, benchProducts)
-	for i := range products {
-		products[i] = inventory.Product{Code: fmt.Sprintf("P-%05d", i), Name: "bench"}
-	}
-	if v := os.Getenv("BENCH_FILLFACTOR"); v != "" && driver == consumer.DriverPostgres {
-		if err := db.Exec("ALTER TABLE products SET (fillfactor = " + v + ")").Error; err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := inventory.Insert(ctx, db, products); err != nil {
-		b.Fatal(err)
-	}
-	fillTopic(b, brokers, topic, b.N, func(i int) string {
-		if valid {
-			return fmt.Sprintf(`{"product_code": "P-%05d", "inventory_count": %d}`, i%benchProducts, i)
-		}
-		return fmt.Sprintf(`{"product_code": "P-%05d", "inventory_count": -%d}`, i%benchProducts, i+1)
-	})
-	cfg := consumertest.Config(brokers, topic, dlq, driver, dsn)
-	if v := os.Getenv("BENCH_BATCH"); v != "" {
-		cfg.Batch.MaxMessages, _ = strconv.Atoi(v)
-	}
+	brokers := benchBrokers(b, topic, topic+".dlq")
+	benchCatalogue(b, driver, dsn)
+	fillTopic(b, brokers, topic, b.N, valid)
 	mon := consumer.NewMonitor()
-	var n atomic.Int64
-	var wrong atomic.Int64
+	var n, wrong atomic.Int64
 	done := make(chan struct{})
 	var once sync.Once
 	want := consumer.EventProcessed
@@ -186,7 +227,7 @@ func benchPipeline(b *testing.B, driver, dsn string, valid bool) {
 			once.Do(func() { close(done) })
 		}
 	}, consumer.EventProcessed, consumer.EventDeadLettered)
-	c, err := consumer.New(cfg, consumer.WithMonitor(mon), consumer.WithoutHTTP(),
+	c, err := consumer.New(benchConfig(brokers, topic, driver, dsn), consumer.WithMonitor(mon), consumer.WithoutHTTP(),
 		consumer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		b.Fatal(err)
@@ -222,21 +263,189 @@ func runTimed(b *testing.B, c *consumer.Consumer, done <-chan struct{}, n *atomi
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 }
 
-// BenchmarkPipelineSQLite: valid updates through the full pipeline into SQLite.
-func BenchmarkPipelineSQLite(b *testing.B) {
-	benchPipeline(b, consumer.DriverSQLite, consumertest.SQLiteDSN(b), true)
-}
-
-// BenchmarkPipelinePostgreSQL: valid updates through the full pipeline into PostgreSQL
+// BenchmarkPipelinePostgreSQL: valid updates through the whole pipeline into PostgreSQL
 // (KAFKASUB_TEST_POSTGRES_DSN).
 func BenchmarkPipelinePostgreSQL(b *testing.B) {
 	benchPipeline(b, consumer.DriverPostgres, consumertest.PostgresDSN(b), true)
 }
 
-// BenchmarkPipelineAllInvalidToDeadLetter: every message fails validation and goes to the
-// dead-letter topic (acks=all, idempotent producer).
-func BenchmarkPipelineAllInvalidToDeadLetter(b *testing.B) {
+// BenchmarkPipelineSQLite: valid updates through the whole pipeline into SQLite.
+func BenchmarkPipelineSQLite(b *testing.B) {
+	benchPipeline(b, consumer.DriverSQLite, consumertest.SQLiteDSN(b), true)
+}
+
+// BenchmarkDeadLetter: every message fails validation and goes to the dead-letter topic
+// (acks=all, idempotent producer), over four partitions.
+func BenchmarkDeadLetter(b *testing.B) {
 	benchPipeline(b, consumer.DriverSQLite, consumertest.SQLiteDSN(b), false)
+}
+
+// BenchmarkPostgreSQLCeiling applies the batches the pipeline would (the same messages,
+// split by partition into batches of batch.maxMessages) with the repository's statements
+// directly: per batch one transaction with the existence lookup and the update, one
+// goroutine per partition as the claims are. No Kafka, no decoding, no offset store.
+func BenchmarkPostgreSQLCeiling(b *testing.B) {
+	dsn := consumertest.PostgresDSN(b)
+	db := benchCatalogue(b, consumer.DriverPostgres, dsn)
+	maxBatch := benchConfig(nil, "t", consumer.DriverPostgres, dsn).Batch.MaxMessages
+	var batches [benchPartitions][][]inventory.Change
+	for i := range b.N {
+		p := benchProduct(i)
+		part := &batches[benchPartition(p)]
+		if len(*part) == 0 || len((*part)[len(*part)-1]) == maxBatch {
+			*part = append(*part, make([]inventory.Change, 0, maxBatch))
+		}
+		last := &(*part)[len(*part)-1]
+		*last = append(*last, inventory.Change{Code: benchCode(p), Inventory: int64(i)})
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, benchPartitions)
+	for _, part := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, batch := range part {
+				codes := make([]string, len(batch))
+				for i, c := range batch {
+					codes[i] = c.Code
+				}
+				err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+					repo := inventory.NewRepository(tx)
+					if _, err := repo.ExistingCodes(ctx, codes); err != nil {
+						return err
+					}
+					_, err := repo.SetInventories(ctx, batch, time.Now())
+					return err
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
+
+// BenchmarkLatencyPostgreSQL produces valid updates at a steady 1,000 msgs/s (one per
+// op) to a consumer that is caught up, and reports the median and 99th percentile of the
+// time from handing a message to the producer to its outcome (committed to the database
+// and marked).
+func BenchmarkLatencyPostgreSQL(b *testing.B) {
+	dsn := consumertest.PostgresDSN(b)
+	topic := consumertest.UniqueName("latency")
+	brokers := benchBrokers(b, topic, topic+".dlq")
+	benchCatalogue(b, consumer.DriverPostgres, dsn)
+
+	type at struct {
+		partition int32
+		offset    int64
+	}
+	var mu sync.Mutex
+	done := map[at]time.Time{}
+	joined := make(chan struct{})
+	var joinOnce sync.Once
+	mon := consumer.NewMonitor()
+	mon.Subscribe(func(e consumer.Event) {
+		if e.Type == consumer.EventGroupJoined {
+			joinOnce.Do(func() { close(joined) })
+			return
+		}
+		mu.Lock()
+		done[at{e.Partition, e.Offset}] = e.Time
+		mu.Unlock()
+	}, consumer.EventGroupJoined, consumer.EventProcessed, consumer.EventDeadLettered)
+	c, err := consumer.New(benchConfig(brokers, topic, consumer.DriverPostgres, dsn), consumer.WithMonitor(mon), consumer.WithoutHTTP(),
+		consumer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			b.Error(err)
+		}
+	}()
+	select {
+	case <-joined:
+	case <-time.After(time.Minute):
+		b.Fatal("the consumer did not join its group within a minute")
+	}
+
+	sc := sarama.NewConfig()
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Return.Successes = true
+	sc.Producer.Partitioner = sarama.NewManualPartitioner
+	p, err := sarama.NewAsyncProducer(brokers, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	sent := make([]time.Time, b.N)
+	where := make([]at, b.N)
+	acked := make(chan error, 1)
+	go func() {
+		var first error
+		for range b.N {
+			select {
+			case m := <-p.Successes():
+				where[m.Metadata.(int)] = at{m.Partition, m.Offset}
+			case e := <-p.Errors():
+				if first == nil {
+					first = e
+				}
+			}
+		}
+		acked <- first
+	}()
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	for i := range b.N {
+		<-tick.C
+		sent[i] = time.Now()
+		p.Input() <- &sarama.ProducerMessage{Topic: topic, Partition: benchPartition(benchProduct(i)), Metadata: i,
+			Key: sarama.StringEncoder(benchCode(benchProduct(i))), Value: sarama.StringEncoder(benchUpdate(i, true))}
+	}
+	tick.Stop()
+	if err := <-acked; err != nil {
+		b.Fatal(err)
+	}
+	latencies := make([]time.Duration, 0, b.N)
+	deadline := time.Now().Add(time.Minute)
+	for i := 0; i < b.N; {
+		mu.Lock()
+		t, ok := done[where[i]]
+		mu.Unlock()
+		if ok {
+			latencies = append(latencies, t.Sub(sent[i]))
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d messages had an outcome within a minute of the last send", i, b.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	slices.Sort(latencies)
+	ms := func(q float64) float64 {
+		return float64(latencies[min(len(latencies)-1, int(q*float64(len(latencies))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(ms(0.5), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
 }
 
 // BenchmarkPipelineWithoutDatabase: the runtime's own ceiling: the real consumer with a
@@ -244,12 +453,8 @@ func BenchmarkPipelineAllInvalidToDeadLetter(b *testing.B) {
 // nothing, so the difference to BenchmarkPipelinePostgreSQL is the database's share.
 func BenchmarkPipelineWithoutDatabase(b *testing.B) {
 	topic := consumertest.UniqueName("bench")
-	dlq := topic + ".dlq"
-	brokers := consumertest.Kfake(b, benchPartitions, topic, dlq)
-	fillTopic(b, brokers, topic, b.N, func(i int) string {
-		return fmt.Sprintf(`{"product_code": "P-%05d", "inventory_count": %d}`, i%benchProducts, i)
-	})
-	cfg := consumertest.Config(brokers, topic, dlq, consumer.DriverSQLite, "unused")
+	brokers := benchBrokers(b, topic, topic+".dlq")
+	fillTopic(b, brokers, topic, b.N, true)
 	mon := consumer.NewMonitor()
 	var n atomic.Int64
 	done := make(chan struct{})
@@ -264,16 +469,13 @@ func BenchmarkPipelineWithoutDatabase(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		_, err = inventory.Validate(u, func(string) bool { return true })
+		_, err = inventory.Validate(u, func(code string) bool { return strings.HasPrefix(code, "P-") })
 		return err
 	})
-	db, err := consumer.OpenDatabase(consumer.DriverSQLite, consumertest.SQLiteDSN(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { sqlDB, _ := db.DB(); _ = sqlDB.Close() }()
-	c, err := consumer.New(cfg, consumer.WithMonitor(mon), consumer.WithoutHTTP(), consumer.WithHandler(h),
-		consumer.WithDatabase(db), consumer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	db := consumertest.OpenDatabase(b, consumer.DriverSQLite, consumertest.SQLiteDSN(b))
+	c, err := consumer.New(benchConfig(brokers, topic, consumer.DriverSQLite, "unused"), consumer.WithMonitor(mon),
+		consumer.WithoutHTTP(), consumer.WithHandler(h), consumer.WithDatabase(db),
+		consumer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		b.Fatal(err)
 	}
