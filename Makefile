@@ -55,8 +55,9 @@ envtest: ## Print a KUBEBUILDER_ASSETS directory (builds kube-apiserver and etcd
 	@hack/envtest.sh
 
 .PHONY: test
-test: manifests generate fmt vet kwok ## Run every test: unit, consumer integration, envtest, chart, end-to-end (real servers where given).
+test: manifests generate fmt vet kwok ## Run every test: unit, consumer integration, envtest, chart, end-to-end, the example handler module (real servers where given).
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" KAFKASUB_E2E_KWOK=$(KWOK) go test $(GO_TEST_FLAGS) ./...
+	cd examples/orderstatus && go vet ./... && go test $(GO_TEST_FLAGS) ./...  # its own module: ./... above stops at its go.mod
 
 .PHONY: e2e
 e2e: kwok ## Run the end-to-end test: operator and consumers on a local control plane (envtest apiserver, controller manager, scheduler, kwok).

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -145,6 +146,17 @@ func (f Format) Check(v any) string {
 		return f.Message
 	}
 	return ""
+}
+
+// Inclusion is `inclusion: {in: [...]}`: a string value is one of in. An absent value
+// passes.
+func Inclusion(in ...string) Rule {
+	return RuleFunc(func(v any) string {
+		if s, ok := v.(string); ok && !slices.Contains(in, s) {
+			return "is not included in the list"
+		}
+		return ""
+	})
 }
 
 // Numericality is `numericality: {...}` on a JSON number literal (json.Number, a string)

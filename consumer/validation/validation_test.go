@@ -30,6 +30,9 @@ func TestRules(t *testing.T) {
 		{"Format accepts what its function accepts", validation.Format{With: upper}, "Abc", ""},
 		{"Format says is invalid by default", validation.Format{With: upper}, "abc", "is invalid"},
 		{"Format says its own message", validation.Format{With: upper, Message: "must start with a capital"}, "abc", "must start with a capital"},
+		{"Inclusion accepts a value in the list", validation.Inclusion("paid", "shipped"), "paid", ""},
+		{"Inclusion refuses a value not in the list", validation.Inclusion("paid", "shipped"), "Paid", "is not included in the list"},
+		{"Inclusion leaves an absent value to Presence", validation.Inclusion("paid"), nil, ""},
 		{"Numericality accepts an integer in range", count, json.Number("100"), ""},
 		{"Numericality accepts negative zero as zero", count, json.Number("-0"), ""},
 		{"Numericality with only_integer refuses a fraction", count, json.Number("1.5"), "must be an integer"},
@@ -69,7 +72,7 @@ func TestValidations(t *testing.T) {
 		validation.Validates("order_id", func(o *order) any { return deref(o.ID) }, validation.Presence(),
 			validation.Existence(func(string) bool { asked++; return false })),
 		validation.Validates("status", func(o *order) any { return deref(o.Status) }, validation.Presence(),
-			validation.Format{With: func(s string) bool { return s == "shipped" }, Message: "is not included in the list"}),
+			validation.Inclusion("shipped")),
 		validation.Validates("items", func(o *order) any {
 			if o.Items == nil {
 				return nil
