@@ -35,7 +35,7 @@ var errSecretFileChanged = errors.New("a secret file changed")
 // reads the new values: restarting is the one path that rebuilds every client from the new
 // credentials, and it is the same clean shutdown as SIGTERM, so no message is lost.
 func NewConsumerCommand() *cobra.Command {
-	var configPath, logFormat, logLevel, terminationLog string
+	var configPath, logFormat, logLevel, terminationLog, pprofFlag string
 	cmd := &cobra.Command{
 		Use:   "consumer",
 		Short: "Run a Kafka consumer for one subscription (what every consumer pod runs)",
@@ -59,6 +59,15 @@ func NewConsumerCommand() *cobra.Command {
 			}
 			ctx, cancel := context.WithCancelCause(cmd.Context())
 			defer cancel(nil)
+			if pprofFlag != "" {
+				addr, err := pprofAddr(pprofFlag)
+				if err != nil {
+					return err
+				}
+				if _, err := servePprof(ctx, addr, log); err != nil {
+					return err
+				}
+			}
 			go func() {
 				file, err := consumer.WatchSecretFiles(ctx, cfg.SecretFiles(), consumer.DefaultSecretFilesPoll)
 				switch {
@@ -75,6 +84,8 @@ func NewConsumerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&configPath, "config", DefaultConfigPath, "consumer configuration file (YAML)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&pprofFlag, "pprof-addr", "",
+		"serve Go profiles (net/http/pprof) at this address, e.g. :6060; off when empty; a port without a host binds loopback only")
 	cmd.Flags().StringVar(&terminationLog, "termination-log", defaultTerminationLog(),
 		"file for the reason the consumer stopped with an error, as \"<Reason>: <message>\" (env "+EnvTerminationLog+")")
 	return cmd
