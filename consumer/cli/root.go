@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/spf13/cobra"
 
 	"github.com/kafkasub/kafkasub/controllers"
@@ -30,6 +32,11 @@ import (
 //
 // The binary always registers inventory.product-updates as well (the demo's handler).
 func Main() {
+	// The Go memory limit follows the container's (90% of its cgroup's memory limit), so the
+	// garbage collector works harder before the kernel kills the process; GOMEMLIMIT, when
+	// set, wins, and without a limit nothing changes.
+	_, _ = memlimit.Set(memlimit.WithRatio(0.9), memlimit.WithProvider(memlimit.FromCgroup),
+		memlimit.WithLogger(slog.New(slog.DiscardHandler)))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := NewRootCommand().ExecuteContext(ctx)
 	stop()
