@@ -1,0 +1,482 @@
+// Command scale measures how the operator copes with many subscriptions: it starts the
+// envtest kube-apiserver and etcd (and kube-controller-manager, so Deployments get a
+// status and ReplicaSets and Pods as in a cluster), runs `kafkasub manager` built from a
+// checkout with its default flags, creates N KafkaSubscriptions (the sample, each with its
+// DSN Secret) in 10 namespaces, and reports:
+//
+//   - seconds from the first create until every subscription has status.observedGeneration
+//     equal to its generation and its Deployment exists;
+//   - the manager's write requests (create, update, patch, delete, from the apiserver's
+//     audit log, by its user) until then, and in all until it has written nothing for 10 s
+//     (Deployment status from kube-controller-manager goes on triggering reconciles), per
+//     subscription;
+//   - the manager's resident memory, peak (VmHWM) and at the end.
+//
+// Usage, from the repository root, with the envtest binaries of hack/envtest.sh:
+//
+//	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go run ./hack/scale -n 1000
+//	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go run ./hack/scale -n 1000 -repo /tmp/before   # another checkout
+//
+// The service range is widened to a /16 so that an operator that gives every metrics
+// Service a cluster IP can be measured too (envtest's /24 runs out at about 250).
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+const managerUser = "kafkasub-manager"
+
+var ksubGVK = schema.GroupVersionKind{Group: "kafkasub.io", Version: "v1alpha1", Kind: "KafkaSubscription"}
+
+func main() {
+	n := flag.Int("n", 1000, "subscriptions to create")
+	namespaces := flag.Int("namespaces", 10, "namespaces to spread them over")
+	repo := flag.String("repo", ".", "checkout whose `kafkasub manager` (and CRD and sample) to measure")
+	kcm := flag.Bool("kcm", true, "run kube-controller-manager (deployment and replicaset controllers)")
+	settle := flag.Duration("quiet", 10*time.Second, "after convergence, count writes until the manager wrote nothing for this long")
+	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	managerArgs := flag.String("manager-args", "", "extra flags for `kafkasub manager`, space-separated")
+	managerEnv := flag.String("manager-env", "", "extra environment of `kafkasub manager` (NAME=value), space-separated")
+	flag.Parse()
+	if err := run(*n, *namespaces, *repo, *kcm, *settle, *timeout, strings.Fields(*managerArgs), strings.Fields(*managerEnv)); err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, namespaces int, repo string, kcm bool, settle, timeout time.Duration, managerArgs, managerEnv []string) error {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		return fmt.Errorf("set KUBEBUILDER_ASSETS=$(hack/envtest.sh)")
+	}
+	repo, err := filepath.Abs(repo)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "kafkasub-scale-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	bin := filepath.Join(work, "kafkasub")
+	start := time.Now()
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir, build.Stdout, build.Stderr = repo, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build %s: %w", repo, err)
+	}
+	log("built %s in %s", repo, time.Since(start).Round(time.Second))
+
+	policy := filepath.Join(work, "audit-policy.yaml")
+	auditLog := filepath.Join(work, "audit.log")
+	if err := os.WriteFile(policy, []byte(`apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+`), 0o644); err != nil {
+		return err
+	}
+	env := &envtest.Environment{
+		BinaryAssetsDirectory:    assets,
+		CRDDirectoryPaths:        []string{filepath.Join(repo, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing:    true,
+		ControlPlaneStartTimeout: 2 * time.Minute,
+	}
+	api := env.ControlPlane.GetAPIServer().Configure()
+	api.Set("service-cluster-ip-range", "10.0.0.0/16")
+	api.Set("audit-policy-file", policy)
+	api.Set("audit-log-path", auditLog)
+	api.Set("audit-log-mode", "batch")
+	api.Set("audit-log-batch-max-wait", "1s")
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("start envtest: %w", err)
+	}
+	defer func() { _ = env.Stop() }()
+	admin, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return err
+	}
+	kubeconfig := func(name string) (string, error) {
+		u, err := env.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+		if err != nil {
+			return "", err
+		}
+		kc, err := u.KubeConfig()
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(work, "kubeconfig-"+name)
+		return p, os.WriteFile(p, kc, 0o600)
+	}
+
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}()
+	startProc := func(name, path string, env []string, args ...string) (*exec.Cmd, error) {
+		f, err := os.Create(filepath.Join(work, name+".log"))
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(path, args...)
+		cmd.Stdout, cmd.Stderr, cmd.Env = f, f, env
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		return cmd, nil
+	}
+	if kcm {
+		kc, err := kubeconfig("kcm")
+		if err != nil {
+			return err
+		}
+		if _, err := startProc("kube-controller-manager", filepath.Join(assets, "kube-controller-manager"), os.Environ(),
+			"--kubeconfig="+kc, "--leader-elect=false", "--secure-port=0", "--use-service-account-credentials=false",
+			"--controllers=deployment-controller,replicaset-controller"); err != nil {
+			return err
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sample, err := readSample(filepath.Join(repo, "config", "samples"))
+	if err != nil {
+		return err
+	}
+	secret, err := readSecret(filepath.Join(repo, "config", "samples"))
+	if err != nil {
+		return err
+	}
+	for i := 0; i < namespaces; i++ {
+		ns := fmt.Sprintf("scale-%d", i)
+		if err := admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+		s := secret.DeepCopy()
+		s.SetNamespace(ns)
+		if err := admin.Create(ctx, s); err != nil {
+			return err
+		}
+	}
+
+	kc, err := kubeconfig(managerUser)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"manager", "--kubeconfig=" + kc, "--leader-elect=false", "--metrics-bind-address=0",
+		"--health-probe-bind-address=0", "--consumer-image=kafkasub:scale"}, managerArgs...)
+	mgr, err := startProc("manager", bin, append(os.Environ(), managerEnv...), args...)
+	if err != nil {
+		return err
+	}
+	var peakSeen atomic.Int64
+	go func() {
+		for ctx.Err() == nil {
+			if rss, _ := memory(mgr.Process.Pid); rss > peakSeen.Load() {
+				peakSeen.Store(rss)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	time.Sleep(3 * time.Second) // caches synced, so the creates are what it reacts to
+	writesBefore, _, err := countWrites(auditLog)
+	if err != nil {
+		return err
+	}
+
+	log("creating %d KafkaSubscriptions in %d namespaces", n, namespaces)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			k := sample.DeepCopy()
+			k.SetName(fmt.Sprintf("sub-%04d", i))
+			k.SetNamespace(fmt.Sprintf("scale-%d", i%namespaces))
+			if err := admin.Create(ctx, k); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return fmt.Errorf("create: %w", err)
+	}
+	created := time.Since(t0)
+	log("created in %s", created.Round(time.Millisecond))
+
+	var converged time.Duration
+	for {
+		done, err := convergedCount(ctx, admin)
+		if err != nil {
+			return err
+		}
+		if done == n {
+			converged = time.Since(t0)
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("only %d of %d converged after %s", done, n, time.Since(t0).Round(time.Second))
+		}
+		log("%6.1fs  %d of %d converged", time.Since(t0).Seconds(), done, n)
+		time.Sleep(time.Second)
+	}
+	log("all %d converged %.1fs after the first create", n, converged.Seconds())
+	time.Sleep(2 * time.Second) // the audit batch
+	atConvergence, _, err := countWrites(auditLog)
+	if err != nil {
+		return err
+	}
+	// Deployment status from kube-controller-manager keeps triggering reconciles for a
+	// while: count until the manager has been quiet for the settle period.
+	settled, last := atConvergence, time.Now()
+	for time.Since(last) < settle && ctx.Err() == nil {
+		time.Sleep(time.Second)
+		now, _, err := countWrites(auditLog)
+		if err != nil {
+			return err
+		}
+		if now != settled {
+			settled, last = now, time.Now()
+		}
+	}
+	quiet := last.Sub(t0) - 2*time.Second // the audit batch delay
+	_, byKind, err := countWrites(auditLog)
+	if err != nil {
+		return err
+	}
+	rss, hwm := memory(mgr.Process.Pid)
+	anon, file := rssParts(mgr.Process.Pid)
+	if p := peakSeen.Load(); p > hwm {
+		hwm = p
+	}
+
+	fmt.Printf("\nrepo              %s\n", repo)
+	fmt.Printf("subscriptions     %d in %d namespaces (kube-controller-manager: %v)\n", n, namespaces, kcm)
+	fmt.Printf("creates took      %.1f s\n", created.Seconds())
+	fmt.Printf("converged after   %.1f s (every status.observedGeneration current, every Deployment there)\n", converged.Seconds())
+	fmt.Printf("manager writes    %d until converged (%.2f per subscription); %d in all (%.2f per subscription), the last %.1f s after the first create\n",
+		atConvergence-writesBefore, float64(atConvergence-writesBefore)/float64(n), settled-writesBefore, float64(settled-writesBefore)/float64(n), quiet.Seconds())
+	fmt.Printf("                  by verb and resource: %s\n", byKind)
+	fmt.Printf("manager RSS       peak %.1f MiB, now %.1f MiB (%.1f MiB anonymous, %.1f MiB of mapped files: the binary)\n",
+		float64(hwm)/(1<<20), float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
+	return nil
+}
+
+// convergedCount counts the subscriptions whose status describes their generation and
+// whose Deployment exists.
+func convergedCount(ctx context.Context, c client.Client) (int, error) {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(ksubGVK.GroupVersion().WithKind("KafkaSubscriptionList"))
+	if err := c.List(ctx, list); err != nil {
+		return 0, err
+	}
+	deps := &metav1.PartialObjectMetadataList{}
+	deps.SetGroupVersionKind(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "DeploymentList"})
+	if err := c.List(ctx, deps); err != nil {
+		return 0, err
+	}
+	have := map[string]bool{}
+	for _, d := range deps.Items {
+		have[d.Namespace+"/"+d.Name] = true
+	}
+	n := 0
+	for _, k := range list.Items {
+		og, _, _ := unstructured.NestedInt64(k.Object, "status", "observedGeneration")
+		if og == k.GetGeneration() && have[k.GetNamespace()+"/"+k.GetName()+"-consumer"] {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// countWrites counts the manager's completed write requests in the audit log.
+func countWrites(path string) (int, string, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	total := 0
+	by := map[string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var e struct {
+			Stage string `json:"stage"`
+			Verb  string `json:"verb"`
+			User  struct {
+				Username string `json:"username"`
+			} `json:"user"`
+			ObjectRef struct {
+				Resource    string `json:"resource"`
+				Subresource string `json:"subresource"`
+			} `json:"objectRef"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			continue
+		}
+		if e.User.Username != managerUser || (e.Stage != "ResponseComplete" && e.Stage != "Panic") {
+			continue
+		}
+		total++
+		r := e.ObjectRef.Resource
+		if e.ObjectRef.Subresource != "" {
+			r += "/" + e.ObjectRef.Subresource
+		}
+		by[e.Verb+" "+r]++
+	}
+	keys := make([]string, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, by[k])
+	}
+	return total, strings.Join(parts, ", "), sc.Err()
+}
+
+// memory returns a process's resident set size and its peak (VmRSS, VmHWM), in bytes.
+func memory(pid int) (rss, hwm int64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm
+}
+
+// rssParts returns a process's anonymous and file-backed resident memory, in bytes.
+func rssParts(pid int) (anon, file int64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "RssAnon:":
+			anon = kb << 10
+		case "RssFile:":
+			file = kb << 10
+		}
+	}
+	return anon, file
+}
+
+func readObjects(dir string) ([]*unstructured.Unstructured, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(string(data)), 4096)
+		for {
+			u := &unstructured.Unstructured{}
+			if err := dec.Decode(&u.Object); err != nil {
+				break
+			}
+			if len(u.Object) > 0 {
+				out = append(out, u)
+			}
+		}
+	}
+	return out, nil
+}
+
+func readSample(dir string) (*unstructured.Unstructured, error) {
+	objs, err := readObjects(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if o.GroupVersionKind() == ksubGVK {
+			// One replica: the sample's database driver may be sqlite; a replica count the
+			// API refuses would measure nothing.
+			_ = unstructured.SetNestedField(o.Object, int64(1), "spec", "replicas")
+			return o, nil
+		}
+	}
+	return nil, fmt.Errorf("no KafkaSubscription in %s", dir)
+}
+
+func readSecret(dir string) (*unstructured.Unstructured, error) {
+	objs, err := readObjects(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if o.GetKind() == "Secret" {
+			return o, nil
+		}
+	}
+	return nil, fmt.Errorf("no Secret in %s", dir)
+}
+
+func log(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
