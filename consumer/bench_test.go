@@ -481,3 +481,41 @@ func BenchmarkPipelineWithoutDatabase(b *testing.B) {
 	}
 	runTimed(b, c, done, &n)
 }
+
+// BenchmarkConsumerPeakRSS drains b.N valid updates into PostgreSQL with a consumer
+// process (this test binary running consumer.Load and consumer.Run on a config file, as
+// `kafkasub consumer` does) and reports its peak resident set size (VmHWM) and msgs/s.
+// The figure of the issue: -bench ConsumerPeakRSS -benchtime 1000000x.
+func BenchmarkConsumerPeakRSS(b *testing.B) {
+	dsn := consumertest.PostgresDSN(b)
+	topic := consumertest.UniqueName("rss")
+	brokers := benchBrokers(b, topic, topic+".dlq")
+	benchCatalogue(b, consumer.DriverPostgres, dsn)
+	fillTopic(b, brokers, topic, b.N, true)
+	cfg := benchConfig(brokers, topic, consumer.DriverPostgres, "")
+	b.ResetTimer()
+	start := time.Now()
+	cmd := startConsumerProcess(b, cfg, dsn)
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := start.Add(10 * time.Minute)
+	for consumertest.GroupLag(b, brokers, cfg.Kafka.ConsumerGroup, topic) > 0 {
+		if time.Now().After(deadline) {
+			b.Fatal("the consumer did not drain the topic within 10 minutes")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var kb float64
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	b.ReportMetric(kb/1024, "peak-RSS-MiB")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}

@@ -283,7 +283,7 @@ func TestSIGTERMCommitsAndExitsCleanly(t *testing.T) {
 // startConsumerProcess writes cfg to a config file as the operator would and starts this
 // test binary as a separate consumer process on it, with dsn and env ("NAME=value") in
 // the environment.
-func startConsumerProcess(t *testing.T, cfg *consumer.Config, dsn string, env ...string) *exec.Cmd {
+func startConsumerProcess(t testing.TB, cfg *consumer.Config, dsn string, env ...string) *exec.Cmd {
 	t.Helper()
 	data, err := cfg.Marshal()
 	if err != nil {

@@ -130,7 +130,7 @@ func startConsumer(t *testing.T, cfg *consumer.Config, opts ...consumer.Option) 
 	return &running{c: c, out: out, stop: stop}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
