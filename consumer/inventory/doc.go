@@ -13,6 +13,7 @@
 //	service.go     Service: validates every update and applies the valid ones, in the
 //	               runtime's transaction
 //	validator.go   Validator: the declared validations, every problem in ActiveModel's words
-//	repository.go  Repository: the SQL (gorm), one lookup and one UPDATE per batch
+//	repository.go  Repository: the SQL (gorm): one UPDATE per batch, which reports the
+//	               products it found, and a lookup only for the codes of invalid updates
 //	product.go     Product: the table, its migration and seed data
 package inventory

@@ -69,13 +69,33 @@ func (v *Validator) Validate(u *ProductUpdate) (Change, error) {
 	if err := v.validations.Validate(u); err != nil {
 		return Change{}, err
 	}
+	return change(u), nil
+}
+
+// change is the Change of an update that passed countRules and codeRules.
+func change(u *ProductUpdate) Change {
 	n, _ := strconv.ParseInt(string(*u.InventoryCount), 10, 64) // validated: an int64
-	return Change{Code: *u.ProductCode, Inventory: n}, nil
+	return Change{Code: *u.ProductCode, Inventory: n}
 }
 
 // Validate is NewValidator(exists).Validate(u).
 func Validate(u *ProductUpdate, exists func(code string) bool) (Change, error) {
 	return NewValidator(exists).Validate(u)
+}
+
+// statelessValidations are the Validator's rules that need no database: all but existence.
+var statelessValidations = validation.Validations[ProductUpdate]{
+	validation.Validates(AttrProductCode, productCode, codeRules...),
+	validation.Validates(AttrInventoryCount, inventoryCount, countRules...),
+}
+
+// Candidate returns the change u asks for when u passes every rule that needs no
+// database; whether its product exists is for the statement that applies it to find out.
+func Candidate(u *ProductUpdate) (Change, bool) {
+	if len(statelessValidations.Errors(u)) > 0 {
+		return Change{}, false
+	}
+	return change(u), true
 }
 
 // CodeToLookUp returns u's product code if it can name a products row at all (it passes

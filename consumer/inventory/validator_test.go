@@ -103,6 +103,37 @@ func TestCodeToLookUp(t *testing.T) {
 	}
 }
 
+func TestCandidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		payload string
+		want    bool
+	}{
+		{name: "An update that passes every rule but existence is a candidate", payload: `{"product_code": "NO_SUCH_CODE", "inventory_count": 5}`, want: true},
+		{name: "A negative count is no candidate", payload: `{"product_code": "A-1", "inventory_count": -1}`},
+		{name: "A code with a NUL is no candidate", payload: `{"product_code": "A-1\u0000", "inventory_count": 1}`},
+		{name: "A blank code is no candidate", payload: `{"product_code": " ", "inventory_count": 1}`},
+		{name: "A missing count is no candidate", payload: `{"product_code": "A-1"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := Decode([]byte(tc.payload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := Candidate(u)
+			if ok != tc.want {
+				t.Fatalf("Candidate = %+v, %v; want %v", c, ok, tc.want)
+			}
+			if ok && (c.Code != *u.ProductCode || c.Inventory < 0) {
+				t.Fatalf("Candidate = %+v for %s", c, tc.payload)
+			}
+			if _, valid := NewValidator(func(string) bool { return true }).Validate(u); (valid == nil) != tc.want {
+				t.Fatalf("Candidate says %v, the validator with every product existing says %v", ok, valid)
+			}
+		})
+	}
+}
+
 // FuzzDecodeAndValidate: no input panics, and every input is either a valid change or
 // classified as a permanent InvalidPayload, UnexpectedAttributes or ValidationFailed.
 func FuzzDecodeAndValidate(f *testing.F) {
@@ -132,6 +163,9 @@ func FuzzDecodeAndValidate(f *testing.F) {
 			}
 			return
 		}
+		if _, ok := Candidate(u); ok != (validates(u)) {
+			t.Fatalf("Candidate(%q) = %v, but the validator with every product existing disagrees", payload, ok)
+		}
 		c, err := Validate(u, known)
 		if err != nil {
 			if consumer.ClassOf(err) != consumer.ClassValidationFailed || !consumer.IsPermanent(err) {
@@ -143,4 +177,10 @@ func FuzzDecodeAndValidate(f *testing.F) {
 			t.Fatalf("Validate(%q) accepted %+v", payload, c)
 		}
 	})
+}
+
+// validates reports whether u is valid when every product exists.
+func validates(u *ProductUpdate) bool {
+	_, err := NewValidator(func(string) bool { return true }).Validate(u)
+	return err == nil
 }
