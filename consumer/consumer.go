@@ -143,8 +143,8 @@ func New(cfg *Config, opts ...Option) (*Consumer, error) {
 		return nil, fmt.Errorf("invalid consumer config:\n%w", err)
 	}
 	if o.handler == nil {
-		if _, ok := Lookup(cp.Handler); !ok {
-			return nil, fmt.Errorf("handler: %q is not registered (known: %v)", cp.Handler, HandlerNames())
+		if err := CheckRegistered(cp.Handler); err != nil {
+			return nil, err
 		}
 	}
 	if o.logger == nil {
