@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -72,6 +73,11 @@ const DefaultLeaderElectionID = "kafkasub-operator.kafkasub.io"
 // under 30 s at 200 per second; a reconcile spends most of its time waiting for the API
 // server, so 8 run in parallel (see hack/scale for the measurement).
 const (
+	// DefaultGCPercent is the manager's GOGC unless $GOGC is set. Its live heap is mostly
+	// the informer caches (about 26 MiB for 1,000 subscriptions); Go's default of 100 lets
+	// the heap grow to twice that between collections, 50 to one and a half, which keeps
+	// the resident set of 1,000 subscriptions under 100 MiB for a little more GC work.
+	DefaultGCPercent               = 50
 	DefaultMaxConcurrentReconciles = 8
 	DefaultKubeAPIQPS              = 200
 	DefaultKubeAPIBurst            = 400
@@ -214,6 +220,9 @@ func NewManagerCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			if _, set := os.LookupEnv("GOGC"); !set {
+				debug.SetGCPercent(DefaultGCPercent)
+			}
 			if opts.ConsumerImage == "" {
 				return fmt.Errorf("--%s must not be empty", FlagConsumerImage)
 			}
