@@ -1,13 +1,11 @@
 package consumer_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"github.com/kafkasub/kafkasub/consumer"
 	"github.com/kafkasub/kafkasub/consumer/consumertest"
-	"github.com/kafkasub/kafkasub/consumer/inventory"
 )
 
 // TestAPartitionOfAnotherTopicIncarnationStartsOverAndSkipsNothing: the database's stored
@@ -50,19 +48,12 @@ func TestAPartitionOfAnotherTopicIncarnationStartsOverAndSkipsNothing(t *testing
 		t.Run(r.kafka.name+"/"+b.Name, func(t *testing.T) {
 			t.Parallel()
 			dsn := b.DSN(t)
-			db := consumertest.OpenDatabase(t, b.Driver, dsn)
-			ctx := context.Background()
-			if err := inventory.Migrate(ctx, db); err != nil {
-				t.Fatal(err)
-			}
 			const n = 8
-			products := make([]inventory.Product, n)
-			for i := range products {
-				products[i] = inventory.Product{Code: fmt.Sprintf("P-%d", i), Name: "p"}
+			codes := make([]string, n)
+			for i := range codes {
+				codes[i] = fmt.Sprintf("P-%d", i)
 			}
-			if err := inventory.Insert(ctx, db, products); err != nil {
-				t.Fatal(err)
-			}
+			db := catalogue(t, b.Driver, dsn, codes)
 			topic := consumertest.UniqueName("moved")
 			update := func(i, count int) string {
 				return fmt.Sprintf(`{"product_code": "P-%d", "inventory_count": %d}`, i, count)
