@@ -32,6 +32,7 @@ import (
 
 	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
 	"github.com/kafkasub/kafkasub/consumer"
+	"github.com/kafkasub/kafkasub/consumer/inventory"
 )
 
 // testSubscription is the inventory subscription of the samples, with every optional
@@ -40,7 +41,7 @@ func testSubscription() *kafkasubv1alpha1.KafkaSubscription {
 	return &kafkasubv1alpha1.KafkaSubscription{
 		ObjectMeta: metav1.ObjectMeta{Name: "inventory", Namespace: "shop", UID: "1234", Generation: 1},
 		Spec: kafkasubv1alpha1.KafkaSubscriptionSpec{
-			Handler: kafkasubv1alpha1.HandlerInventoryProductUpdates,
+			Handler: inventory.HandlerName,
 			Kafka: kafkasubv1alpha1.KafkaSource{
 				BootstrapServers: []kafkasubv1alpha1.BootstrapServer{"kafka.kafka:9092"},
 				Topic:            "inventory_management_product_updates",
@@ -117,7 +118,7 @@ func TestConsumerConfig(t *testing.T) {
 				k.Spec.Database.OffsetTable = "shop_offsets"
 			},
 			check: func(t *testing.T, c *consumer.Config) {
-				if c.Handler != "inventory.product-updates" || c.Kafka.Topic != "inventory_management_product_updates" ||
+				if c.Handler != inventory.HandlerName || c.Kafka.Topic != "inventory_management_product_updates" ||
 					c.DeadLetter.Topic != "inventory_management_product_updates.dlq" || c.Subscription != "shop/inventory" {
 					t.Errorf("unexpected identity: %+v", c)
 				}

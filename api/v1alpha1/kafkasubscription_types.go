@@ -17,24 +17,34 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"regexp"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Doc comments here are one line per paragraph: controller-gen copies line breaks into the CRD's descriptions, and `kubectl explain` would show them mid-sentence.
 
-// Handler names a message handler compiled into the consumer image. The consumer registers each handler under exactly this string; the CRD's enum rejects any other name.
-// +kubebuilder:validation:Enum=inventory.product-updates
+// Handler names a message handler compiled into the consumer image: the name its package registers with consumer.Register, e.g. inventory.product-updates. Any name of HandlerNamePattern is accepted; the operator cannot know what an image contains, so a consumer whose image lacks the handler exits with a termination message naming the registered ones, and the subscription turns Degraded with reason HandlerNotRegistered.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=253
+// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",message="a handler name may contain only lowercase letters, digits, '-' and '.', and must start and end with a letter or digit, e.g. inventory.product-updates"
 type Handler string
 
-// Handlers compiled into the kafkasub image. Adding one means: register it in the consumer under the same string, add it here and to the Enum marker of Handler, run `make manifests`.
+// What the API accepts as a handler name; the markers on Handler spell the same (a test keeps them in step), and a test of the consumer binary checks every registered handler against it.
 const (
-	// HandlerInventoryProductUpdates applies {"product_code", "inventory_count"} messages from the legacy Inventory Management system to the e-commerce database's products table.
-	HandlerInventoryProductUpdates Handler = "inventory.product-updates"
+	// HandlerNamePattern is the regular expression a handler name matches: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit.
+	HandlerNamePattern = `^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// HandlerNameMaxLength is the longest handler name, in bytes.
+	HandlerNameMaxLength = 253
 )
 
-// Handlers lists every handler the CRD accepts, in the order of the Enum marker.
-var Handlers = []Handler{HandlerInventoryProductUpdates}
+var handlerName = regexp.MustCompile(HandlerNamePattern)
+
+// ValidHandlerName reports whether the API accepts name as spec.handler.
+func ValidHandlerName(name string) bool {
+	return len(name) <= HandlerNameMaxLength && handlerName.MatchString(name)
+}
 
 // TopicName is a Kafka topic name: 1 to 249 ASCII letters, digits, '.', '_' and '-', and neither "." nor "..".
 // +kubebuilder:validation:MinLength=1
@@ -308,7 +318,7 @@ type ConsumerTemplate struct {
 // +kubebuilder:validation:XValidation:rule="self.deadLetter.topic != self.kafka.topic",fieldPath=".deadLetter.topic",messageExpression="'deadLetter.topic must differ from kafka.topic, both are ' + self.kafka.topic + ': dead-lettering into the source topic would consume the failed messages again'"
 // +kubebuilder:validation:XValidation:rule="self.database.driver != 'sqlite' || !has(self.replicas) || self.replicas <= 1",fieldPath=".replicas",message="database.driver sqlite allows at most one replica: a SQLite database cannot be shared between pods"
 type KafkaSubscriptionSpec struct {
-	// handler is the message handler to run, one of those compiled into the image.
+	// handler is the name of the message handler to run, as the consumer image registers it, e.g. inventory.product-updates: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit. A consumer whose image lacks it exits, and Degraded turns True with reason HandlerNotRegistered.
 	// +required
 	Handler Handler `json:"handler"`
 	// kafka is the source: brokers, topic, consumer group, TLS and SASL.
@@ -347,7 +357,7 @@ const (
 	ConditionReady = "Ready"
 	// ConditionProgressing is True while the consumer Deployment rolls out a change.
 	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True when something needs a person: a missing Secret, a spec the operator cannot render, a failed apply or a stuck rollout.
+	// ConditionDegraded is True when something needs a person: a missing Secret, a consumer that cannot run (its handler is not in the image, or it keeps crashing), a spec the operator cannot render, a failed apply or a stuck rollout.
 	ConditionDegraded = "Degraded"
 )
 
@@ -363,6 +373,10 @@ const (
 	ReasonRolloutFailed = "RolloutFailed"
 	// ReasonSecretNotFound (Degraded=True): a consumer pod cannot start because a referenced Secret or key does not exist, as its kubelet reports it (CreateContainerConfigError or FailedMount); the message names the Secret and the key. Creating the Secret clears it.
 	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonHandlerNotRegistered (Degraded=True): the consumer image does not register spec.handler; the consumer pods exit at start, and the message is their termination message verbatim, naming the handler and the ones the image registers. Fix spec.handler or spec.template.image.
+	ReasonHandlerNotRegistered = "HandlerNotRegistered"
+	// ReasonConsumerCrashing (Degraded=True): a consumer container ended with an error and has not become ready since (the kubelet restarts it, in CrashLoopBackOff); the message is its last termination message, or its exit code and reason when it wrote none.
+	ReasonConsumerCrashing = "ConsumerCrashing"
 	// ReasonSuspended (Ready=False, Progressing=False): spec.suspend scaled the consumer to zero.
 	ReasonSuspended = "Suspended"
 	// ReasonInvalidSpec (Ready=False, Degraded=True): the spec passed the CRD's validation but cannot be rendered into a consumer configuration; nothing was applied.

@@ -178,7 +178,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inventory"}, ksub); err != nil {
 		t.Fatalf("get the sample subscription: %v", err)
 	}
-	if ksub.Spec.Handler != kafkasubv1alpha1.HandlerInventoryProductUpdates || ksub.ConsumerGroup() != ns+".inventory" {
+	if ksub.Spec.Handler != "inventory.product-updates" || ksub.ConsumerGroup() != ns+".inventory" {
 		t.Errorf("sample read back as %+v", ksub.Spec)
 	}
 	secret := &corev1.Secret{}
@@ -197,7 +197,7 @@ func TestDefaults(t *testing.T) {
 	k := &kafkasubv1alpha1.KafkaSubscription{
 		ObjectMeta: metav1.ObjectMeta{Name: "minimal", Namespace: ns},
 		Spec: kafkasubv1alpha1.KafkaSubscriptionSpec{
-			Handler: kafkasubv1alpha1.HandlerInventoryProductUpdates,
+			Handler: "inventory.product-updates",
 			Kafka: kafkasubv1alpha1.KafkaSource{
 				BootstrapServers: []kafkasubv1alpha1.BootstrapServer{"kafka:9092"},
 				Topic:            "in",
@@ -330,9 +330,27 @@ func TestValidationRules(t *testing.T) {
 		{"Zero replicas are accepted", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, int64(0), spec("replicas")...)
 		}, ""},
-		{"An unknown handler is rejected", func(t *testing.T, u *unstructured.Unstructured) {
-			set(t, u, "inventory.unknown", spec("handler")...)
-		}, `spec.handler: Unsupported value: "inventory.unknown": supported values: "inventory.product-updates"`},
+		{"A handler the operator has never heard of is accepted: the image decides", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "orderstatus.updates", spec("handler")...)
+		}, ""},
+		{"A handler name of 253 characters is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, strings.Repeat("h", 253), spec("handler")...)
+		}, ""},
+		{"A handler name of 254 characters is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, strings.Repeat("h", 254), spec("handler")...)
+		}, "spec.handler: Too long"},
+		{"A handler name with capitals is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "Inventory.ProductUpdates", spec("handler")...)
+		}, `spec.handler: Invalid value: "Inventory.ProductUpdates": a handler name may contain only lowercase letters, digits, '-' and '.'`},
+		{"A handler name ending in a dot is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "inventory.", spec("handler")...)
+		}, "a handler name may contain only lowercase letters, digits, '-' and '.', and must start and end with a letter or digit"},
+		{"A handler name with an underscore is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "inventory_updates", spec("handler")...)
+		}, "a handler name may contain only"},
+		{"An empty handler name is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "", spec("handler")...)
+		}, "spec.handler"},
 		{"An unknown initial offset is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, "middle", spec("kafka", "initialOffset")...)
 		}, `spec.kafka.initialOffset: Unsupported value: "middle"`},
@@ -423,8 +441,10 @@ func TestValidationRules(t *testing.T) {
 	}
 }
 
-// TestHandlerEnumMatchesHandlers keeps the Enum marker of Handler and the Handlers list in step.
-func TestHandlerEnumMatchesHandlers(t *testing.T) {
+// TestHandlerNamePatternMatchesTheCRD keeps HandlerNamePattern and HandlerNameMaxLength, which
+// the consumer binary's test checks its registered handlers against, in step with the
+// markers of Handler that the API server enforces.
+func TestHandlerNamePatternMatchesTheCRD(t *testing.T) {
 	data, err := os.ReadFile(crdFile)
 	if err != nil {
 		t.Fatal(err)
@@ -434,19 +454,46 @@ func TestHandlerEnumMatchesHandlers(t *testing.T) {
 		t.Fatal(err)
 	}
 	prop := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["handler"]
-	var enum []kafkasubv1alpha1.Handler
-	for _, e := range prop.Enum {
-		var s string
-		if err := yaml.Unmarshal(e.Raw, &s); err != nil {
-			t.Fatal(err)
-		}
-		enum = append(enum, kafkasubv1alpha1.Handler(s))
+	if len(prop.Enum) != 0 {
+		t.Errorf("spec.handler has an enum %v: the API accepts any handler name of the pattern", prop.Enum)
 	}
-	if !reflect.DeepEqual(enum, kafkasubv1alpha1.Handlers) {
-		t.Errorf("CRD enum %v, Handlers %v: keep the Enum marker and Handlers in step and run make manifests", enum, kafkasubv1alpha1.Handlers)
+	if prop.MaxLength == nil || *prop.MaxLength != kafkasubv1alpha1.HandlerNameMaxLength {
+		t.Errorf("spec.handler maxLength = %v, want HandlerNameMaxLength %d", prop.MaxLength, kafkasubv1alpha1.HandlerNameMaxLength)
 	}
-	if !slices.Contains(enum, "inventory.product-updates") {
-		t.Errorf("the inventory handler is missing from %v", enum)
+	want := "self.matches('" + kafkasubv1alpha1.HandlerNamePattern + "')"
+	var rules []string
+	for _, v := range prop.XValidations {
+		rules = append(rules, v.Rule)
+	}
+	if !slices.Contains(rules, want) {
+		t.Errorf("spec.handler rules %q, want %q: keep the marker of Handler and HandlerNamePattern in step and run make manifests", rules, want)
+	}
+}
+
+func TestValidHandlerName(t *testing.T) {
+	cases := []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"The inventory handler's name is valid", "inventory.product-updates", true},
+		{"The example handler's name is valid", "orderstatus.updates", true},
+		{"A single letter is valid", "a", true},
+		{"A name of the maximum length is valid", strings.Repeat("a", kafkasubv1alpha1.HandlerNameMaxLength), true},
+		{"A name one byte too long is invalid", strings.Repeat("a", kafkasubv1alpha1.HandlerNameMaxLength+1), false},
+		{"An empty name is invalid", "", false},
+		{"A name with capitals is invalid", "Inventory", false},
+		{"A name starting with a dash is invalid", "-inventory", false},
+		{"A name ending with a dot is invalid", "inventory.", false},
+		{"A name with a slash is invalid", "inventory/updates", false},
+		{"A name with a space is invalid", "inventory updates", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := kafkasubv1alpha1.ValidHandlerName(tc.in); got != tc.want {
+				t.Errorf("ValidHandlerName(%q) = %t, want %t", tc.in, got, tc.want)
+			}
+		})
 	}
 }
 
