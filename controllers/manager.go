@@ -45,6 +45,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
+	"github.com/kafkasub/kafkasub/consumer"
 )
 
 // Flags of `kafkasub manager`.
@@ -59,6 +60,7 @@ const (
 	FlagWatchNamespaces         = "watch-namespaces"
 	FlagKubeAPIQPS              = "kube-api-qps"
 	FlagKubeAPIBurst            = "kube-api-burst"
+	FlagPprofAddr               = "pprof-addr"
 )
 
 // EnvConsumerImage sets the default of --consumer-image, so a Deployment can pass the
@@ -108,6 +110,9 @@ type ManagerOptions struct {
 	// and leaves it to the API server's priority and fairness.
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// PprofAddr serves Go profiles (net/http/pprof) when set; a port without a host binds
+	// loopback only (consumer.PprofAddr).
+	PprofAddr string
 	// SkipNameValidation allows more than one manager in a process (tests).
 	SkipNameValidation bool
 }
@@ -164,10 +169,17 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts ManagerOptions) (ctr
 			namespaces[ns] = cache.Config{}
 		}
 	}
+	var pprof string
+	if opts.PprofAddr != "" {
+		if pprof, err = consumer.PprofAddr(opts.PprofAddr); err != nil {
+			return nil, err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsBindAddress},
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
+		PprofBindAddress:        pprof,
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionID:        opts.LeaderElectionID,
 		LeaderElectionNamespace: opts.LeaderElectionNamespace,
@@ -238,6 +250,11 @@ func NewManagerCommand() *cobra.Command {
 			if opts.MaxConcurrentReconciles < 1 {
 				return fmt.Errorf("--%s must be at least 1, got %d", FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles)
 			}
+			if opts.PprofAddr != "" {
+				if _, err := consumer.PprofAddr(opts.PprofAddr); err != nil {
+					return err
+				}
+			}
 			cfg, err := ctrl.GetConfig()
 			if err != nil {
 				return fmt.Errorf("load kubeconfig: %w", err)
@@ -261,6 +278,7 @@ func NewManagerCommand() *cobra.Command {
 	f.StringSliceVar(&opts.WatchNamespaces, FlagWatchNamespaces, opts.WatchNamespaces, "comma-separated namespaces to reconcile subscriptions in (default: all namespaces)")
 	f.IntVar(&opts.MaxConcurrentReconciles, FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles, "subscriptions reconciled in parallel")
 	f.Float32Var(&opts.KubeAPIQPS, FlagKubeAPIQPS, opts.KubeAPIQPS, "requests per second to the API server (negative: no client-side limit)")
+	f.StringVar(&opts.PprofAddr, FlagPprofAddr, opts.PprofAddr, "serve Go profiles (net/http/pprof) at this address, e.g. :6060; off when empty; a port without a host binds loopback only")
 	f.IntVar(&opts.KubeAPIBurst, FlagKubeAPIBurst, opts.KubeAPIBurst, "requests to the API server allowed in a burst above --"+FlagKubeAPIQPS)
 	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(goFlags)

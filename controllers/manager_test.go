@@ -55,6 +55,7 @@ func TestManagerCommandRejectsBadFlags(t *testing.T) {
 		{"An unknown flag is rejected", []string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
 		{"A watch namespace that is no namespace name is rejected", []string{"--watch-namespaces=shop,Bad_NS"}, `--watch-namespaces: "Bad_NS" is not a namespace name`},
 		{"Arguments are rejected", []string{"extra"}, `unknown command "extra"`},
+		{"A profiling address that is no address is rejected", []string{"--pprof-addr=a:b:c"}, `--pprof-addr: "a:b:c" is not host:port or a port`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,7 +74,7 @@ func TestManagerCommandFlags(t *testing.T) {
 	t.Setenv(EnvConsumerImage, "registry.example/kafkasub:from-env")
 	cmd := NewManagerCommand()
 	for _, name := range []string{FlagMetricsBindAddress, FlagHealthProbeBindAddress, FlagLeaderElect, FlagLeaderElectionID,
-		FlagLeaderElectionNamespace, FlagConsumerImage, FlagMaxConcurrentReconciles, FlagWatchNamespaces, "zap-log-level", "zap-devel", "kubeconfig"} {
+		FlagLeaderElectionNamespace, FlagConsumerImage, FlagMaxConcurrentReconciles, FlagWatchNamespaces, FlagPprofAddr, "zap-log-level", "zap-devel", "kubeconfig"} {
 		if cmd.Flags().Lookup(name) == nil {
 			t.Errorf("the manager has no --%s flag", name)
 		}
@@ -158,7 +159,7 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
 	must(os.WriteFile(kubeconfigPath, kubeconfig, 0o600))
 
-	healthAddr := freeAddr(t)
+	healthAddr, pprofAddr := freeAddr(t), freeAddr(t)
 	cmd := NewManagerCommand()
 	cmd.SetArgs([]string{
 		"--kubeconfig=" + kubeconfigPath,
@@ -166,6 +167,7 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 		"--metrics-bind-address=0", "--health-probe-bind-address=" + healthAddr,
 		"--consumer-image=registry.example/kafkasub:cmd",
 		"--watch-namespaces=" + strings.Join(watched, ","),
+		"--pprof-addr=" + pprofAddr,
 	})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -195,6 +197,17 @@ func TestManagerCommandWithGeneratedRBAC(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("%s: %s", p, resp.Status)
 			}
+		}
+		return nil
+	})
+	eventually(t, "the manager serves Go profiles at --pprof-addr", func() error {
+		resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/debug/pprof/goroutine: %s", resp.Status)
 		}
 		return nil
 	})

@@ -60,7 +60,7 @@ func NewConsumerCommand() *cobra.Command {
 			ctx, cancel := context.WithCancelCause(cmd.Context())
 			defer cancel(nil)
 			if pprofFlag != "" {
-				addr, err := pprofAddr(pprofFlag)
+				addr, err := consumer.PprofAddr(pprofFlag)
 				if err != nil {
 					return err
 				}

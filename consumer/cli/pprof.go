@@ -11,23 +11,6 @@ import (
 	"time"
 )
 
-// pprofAddr is the address a --pprof-addr value binds: a value without a host (":6060",
-// "6060") binds loopback only, so profiles are not served to the network unless the
-// address names a host ("0.0.0.0:6060").
-func pprofAddr(flag string) (string, error) {
-	if _, _, err := net.SplitHostPort(flag); err != nil {
-		flag = ":" + flag
-	}
-	host, port, err := net.SplitHostPort(flag)
-	if err != nil || port == "" {
-		return "", fmt.Errorf("--pprof-addr: %q is not host:port or a port", flag)
-	}
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port), nil
-}
-
 // servePprof serves net/http/pprof's endpoints under /debug/pprof/ on addr until ctx ends,
 // and returns the address it listens on.
 func servePprof(ctx context.Context, addr string, log *slog.Logger) (string, error) {
