@@ -90,6 +90,7 @@ type Consumer struct {
 	log     *slog.Logger
 	monitor *Monitor
 	metrics *metrics
+	status  *statusBoard
 	handler Handler
 
 	db          *gorm.DB
@@ -175,6 +176,7 @@ func New(cfg *Config, opts ...Option) (*Consumer, error) {
 		log:       log,
 		monitor:   o.monitor,
 		metrics:   m,
+		status:    newStatusBoard(cp.DeadLetter.Topic),
 		saramaCfg: sc,
 		store:     offsetstore.New(cp.Database.OffsetTable),
 		busySince: map[int32]time.Time{},
@@ -279,6 +281,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 
 	stopSubs := c.subscribeBuiltins()
 	defer stopSubs()
+	defer c.monitor.Subscribe(c.status.observe, EventProcessed, EventDeadLettered, EventRetrying, EventErrorOccurred)()
 
 	var servers []*http.Server
 	if !c.opts.noHTTP {
@@ -492,6 +495,7 @@ func (c *Consumer) setDBUp(up bool) {
 
 func (c *Consumer) serveHTTP() ([]*http.Server, error) {
 	health := http.NewServeMux()
+	health.HandleFunc(StatusPath, c.serveStatus)
 	for path, checks := range map[string]map[string]healthz.Checker{"/healthz": c.livenessChecks(), "/readyz": c.readinessChecks()} {
 		h := http.StripPrefix(path, &healthz.Handler{Checks: checks})
 		health.Handle(path, h)     // all checks; ?verbose lists them

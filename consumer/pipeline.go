@@ -87,6 +87,9 @@ func (g *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, sc sarama.Con
 	id := g.topicIDs[sc.Topic()]
 	g.mu.Unlock()
 	cl := g.c.newClaim(s, sc, id, g.storedOffset(sc.Partition()))
+	var untrack func()
+	cl.status, untrack = g.c.trackClaim(sc, cl.stored)
+	defer untrack()
 	msgs := sc.Messages()
 	for {
 		var first *sarama.ConsumerMessage
@@ -194,6 +197,9 @@ type claim struct {
 	// letters of (tailFrom, tailFrom+batch.maxMessages] (deadletter_tail.go).
 	tailFrom    int64
 	tailChecked bool
+	// status is the partition's entry on the status board (nil where a test drives the
+	// layers without a group).
+	status *partitionStatus
 }
 
 func (c *Consumer) newClaim(s sarama.ConsumerGroupSession, sc sarama.ConsumerGroupClaim, topicID string, stored int64) *claim {
@@ -233,6 +239,7 @@ func (cl *claim) process(ctx context.Context, batch []*Message) bool {
 	cl.started = true
 	c := cl.c
 	applied := false
+	skipped := int64(0)
 	latency := time.Since(start)
 	for i, m := range batch {
 		switch r := results[i]; {
@@ -240,6 +247,7 @@ func (cl *claim) process(ctx context.Context, batch []*Message) bool {
 			applied = true
 			c.publishMsg(EventProcessed, m, Event{Attempt: cl.attempt, Latency: latency})
 		case errors.Is(r, errAlreadyApplied):
+			skipped++
 		default:
 			c.publishMsg(EventErrorOccurred, m, Event{Err: r, Class: ClassOf(r), Permanent: true, Attempt: cl.attempt})
 			c.publishMsg(EventDeadLettered, m, Event{Err: r, Class: ClassOf(r), Permanent: true, Attempt: cl.attempt, Latency: latency})
@@ -250,6 +258,12 @@ func (cl *claim) process(ctx context.Context, batch []*Message) bool {
 	}
 	last := batch[len(batch)-1]
 	cl.sess.MarkOffset(last.Topic, last.Partition, last.Offset+1, "")
+	if skipped > 0 && c.status != nil {
+		c.status.skipped.Add(skipped)
+	}
+	if cl.status != nil {
+		cl.status.settled(last.Offset+1, cl.stored)
+	}
 	return true
 }
 

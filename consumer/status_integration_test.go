@@ -1,0 +1,89 @@
+package consumer_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/kafkasub/kafkasub/consumer"
+	"github.com/kafkasub/kafkasub/consumer/consumertest"
+)
+
+// getStatus reads the consumer's status endpoint.
+func getStatus(t *testing.T, c *consumer.Consumer) (consumer.Status, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + c.HealthAddr() + consumer.StatusPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET %s: %s, Content-Type %q", consumer.StatusPath, resp.Status, resp.Header.Get("Content-Type"))
+	}
+	var raw json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var s consumer.Status
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s, string(raw)
+}
+
+// TestStatusEndpointAfterAValidAndAnInvalidMessage: /status on the health port reports the
+// partition caught up, one message applied, one dead-lettered and the error that sent it
+// there.
+func TestStatusEndpointAfterAValidAndAnInvalidMessage(t *testing.T) {
+	topic := consumertest.UniqueName("status")
+	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
+	dsn, first := seededSQLite(t)
+	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
+	r := startConsumer(t, cfg)
+	p := consumertest.Producer(t, brokers)
+	var last int64
+	for _, v := range []string{fmt.Sprintf(`{"product_code": %q, "inventory_count": 3}`, first.Code), `{"greeting": "hello"}`} {
+		_, off, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = off
+	}
+	r.out.outcome(t, 0, last)
+
+	var s consumer.Status
+	var raw string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		s, raw = getStatus(t, r.c)
+		if s.Messages.DeadLettered == 1 && s.LastError != nil && len(s.Partitions) == 1 && s.Lag == 0 &&
+			s.Partitions[0].Committed != nil && *s.Partitions[0].Committed == last+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after 30s: %s", raw)
+		}
+	}
+	t.Logf("GET %s: %s", consumer.StatusPath, raw)
+	p0 := s.Partitions[0]
+	switch {
+	case s.Version != consumer.StatusVersion || s.Subscription != cfg.Subscription || s.Group != cfg.Kafka.ConsumerGroup || s.Topic != topic:
+		t.Errorf("identity: %s", raw)
+	case !s.Joined || !s.DatabaseUp || s.Retrying != 0:
+		t.Errorf("want joined, database up, nothing retrying: %s", raw)
+	case s.Messages != consumer.MessageCounts{Applied: 1, DeadLettered: 1}:
+		t.Errorf("messages %+v, want 1 applied and 1 dead-lettered", s.Messages)
+	case p0.Partition != 0 || p0.HighWaterMark != last+1 || p0.Lag == nil || *p0.Lag != 0 || p0.Stored == nil || *p0.Stored != last:
+		t.Errorf("partition 0: %s; want high-water mark %d, stored %d, lag 0", raw, last+1, last)
+	case s.LastError.Class != consumer.ClassUnexpectedAttributes || !s.LastError.Permanent || s.LastError.Offset != last ||
+		s.LastError.Topic != topic || s.LastError.Message == "" || s.LastError.Time.IsZero():
+		t.Errorf("lastError %+v, want the UnexpectedAttributes error of offset %d", *s.LastError, last)
+	case s.LastDeadLetterAt == nil:
+		t.Errorf("lastDeadLetterAt is not set: %s", raw)
+	case s.DeadLetter.Topic != topic+".dlq":
+		t.Errorf("deadLetter %+v, want topic %s", s.DeadLetter, topic+".dlq")
+	}
+}
