@@ -60,6 +60,9 @@ const (
 	EventInvalidSpec    = "InvalidSpec"
 	EventSecretNotFound = "SecretNotFound"
 	EventSecretsFound   = "SecretsFound"
+	// A consumer that cannot run is reported under the reason of the Degraded condition.
+	EventHandlerNotRegistered = kafkasubv1alpha1.ReasonHandlerNotRegistered
+	EventConsumerCrashing     = kafkasubv1alpha1.ReasonConsumerCrashing
 )
 
 // Log messages.
@@ -70,6 +73,7 @@ const (
 	logStatusUpdated      = "Updated status"
 	logInvalidSpec        = "Spec cannot be rendered"
 	logSecretsNotFound    = "Consumer pods report referenced Secrets or keys not found"
+	logConsumerFailed     = "A consumer pod cannot run"
 	logListPodsForRequest = "List KafkaSubscription of Pod"
 )
 
@@ -79,6 +83,7 @@ const (
 	msgUpdatedDeployment = "Updated Deployment %s (config %s, %d replicas)"
 	msgDeletedPDB        = "Deleted PodDisruptionBudget %s: at most one replica runs"
 	msgSecretsFound      = "No consumer pod reports a missing Secret any more"
+	msgConsumerFailed    = "Consumer pod %s: %s"
 )
 
 // KafkaSubscriptionReconciler turns a KafkaSubscription into a ConfigMap, a Deployment, a
@@ -134,11 +139,9 @@ func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconci
 		}
 	}()
 
-	problems, err := r.observeSecretProblems(ctx, ksub)
-	if err != nil {
+	if err := r.observePods(ctx, ksub, &obs); err != nil {
 		return reconcile.Result{}, err
 	}
-	obs.MissingSecrets = problems
 
 	desired, err := BuildDesired(ksub, r.Options)
 	if err != nil {
@@ -374,22 +377,25 @@ func (r *KafkaSubscriptionReconciler) deleteStalePDB(ctx context.Context, ksub *
 	return nil
 }
 
-// observeSecretProblems returns what the subscription's consumer pods report missing: a
-// Secret or key their kubelet could not find, from the container statuses
-// (CreateContainerConfigError) and the FailedMount events of pods that have not started.
-func (r *KafkaSubscriptionReconciler) observeSecretProblems(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription) ([]SecretProblem, error) {
+// observePods records what the subscription's consumer pods report: a Secret or key their
+// kubelet could not find, from the container statuses (CreateContainerConfigError) and the
+// FailedMount events of pods that have not started; and a consumer container that cannot
+// run, from its termination state.
+func (r *KafkaSubscriptionReconciler) observePods(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription, obs *Observation) error {
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(ksub.Namespace), client.MatchingLabels{LabelSubscription: ksub.Name}); err != nil {
-		return nil, fmt.Errorf("list consumer pods: %w", err)
+		return fmt.Errorf("list consumer pods: %w", err)
 	}
 	if len(pods.Items) == 0 {
-		return nil, nil
+		return nil
 	}
+	obs.ConsumerFailure = ConsumerFailureOf(pods.Items)
 	events := &corev1.EventList{}
 	if err := r.List(ctx, events, client.InNamespace(ksub.Namespace)); err != nil {
-		return nil, fmt.Errorf("list FailedMount events: %w", err)
+		return fmt.Errorf("list FailedMount events: %w", err)
 	}
-	return SecretProblems(ksub, pods.Items, events.Items), nil
+	obs.MissingSecrets = SecretProblems(ksub, pods.Items, events.Items)
+	return nil
 }
 
 // writeStatus computes the status and writes it only when it changed, with an event when
@@ -410,6 +416,11 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 		r.Recorder.Eventf(ksub, nil, corev1.EventTypeNormal, EventSecretsFound, "CheckSecrets", msgSecretsFound)
 	}
 
+	if f := obs.ConsumerFailure; f != nil && degradedBy(status, f.Reason) && !degradedBy(ksub.Status, f.Reason) {
+		log.FromContext(ctx).Info(logConsumerFailed, "reason", f.Reason, "pod", f.Pod, "message", f.Message)
+		r.Recorder.Eventf(ksub, nil, corev1.EventTypeWarning, f.Reason, "CheckConsumers", msgConsumerFailed, f.Pod, f.Message)
+	}
+
 	base := ksub.DeepCopy()
 	ksub.Status = status
 	if err := r.Status().Patch(ctx, ksub, client.MergeFrom(base)); err != nil {
@@ -422,6 +433,12 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 	return nil
 }
 
+// degradedBy reports whether st shows Degraded True with reason.
+func degradedBy(st kafkasubv1alpha1.KafkaSubscriptionStatus, reason string) bool {
+	c := meta.FindStatusCondition(st.Conditions, kafkasubv1alpha1.ConditionDegraded)
+	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
+}
+
 func shortHash(h string) string {
 	if len(h) > 12 {
 		return h[:12]
@@ -430,8 +447,8 @@ func shortHash(h string) string {
 }
 
 // SetupWithManager registers the controller: it watches KafkaSubscriptions, the children
-// they own, their consumer pods (only a change of what the pods report about Secrets
-// matters) and the FailedMount events of those pods.
+// they own, their consumer pods (only a change of what the pods report about Secrets and
+// failed containers matters) and the FailedMount events of those pods.
 func (r *KafkaSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	subscriptionOf := func(obj client.Object) []reconcile.Request {
 		name := obj.GetLabels()[LabelSubscription]
@@ -460,7 +477,7 @@ func (r *KafkaSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	podChanged := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		oldPod, ok1 := e.ObjectOld.(*corev1.Pod)
 		newPod, ok2 := e.ObjectNew.(*corev1.Pod)
-		return !ok1 || !ok2 || podSecretState(oldPod) != podSecretState(newPod)
+		return !ok1 || !ok2 || podReportedState(oldPod) != podReportedState(newPod)
 	}}
 
 	return ctrl.NewControllerManagedBy(mgr).

@@ -282,17 +282,22 @@ var _ = Describe("KafkaSubscription controller", func() {
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		return p
 	}
-	// setContainerState plays the kubelet: the consumer container's state.
-	setContainerState := func(p *corev1.Pod, state corev1.ContainerState) {
+	// setContainerStatus plays the kubelet: the consumer container's status.
+	setContainerStatus := func(p *corev1.Pod, cs corev1.ContainerStatus) {
+		cs.Name, cs.Image = ContainerName, testConsumerImage
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
 			p.Status.Phase = corev1.PodPending
-			if state.Running != nil {
+			if cs.State.Running != nil {
 				p.Status.Phase = corev1.PodRunning
 			}
-			p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: ContainerName, Image: testConsumerImage, State: state}}
+			p.Status.ContainerStatuses = []corev1.ContainerStatus{cs}
 			g.Expect(k8sClient.Status().Update(ctx, p)).To(Succeed())
 		}).Should(Succeed())
+	}
+	// setContainerState plays the kubelet: the consumer container's state.
+	setContainerState := func(p *corev1.Pod, state corev1.ContainerState) {
+		setContainerStatus(p, corev1.ContainerStatus{State: state})
 	}
 	degraded := func(g Gomega, name string) *metav1.Condition {
 		return condition(g, name, kafkasubv1alpha1.ConditionDegraded)
@@ -362,6 +367,65 @@ var _ = Describe("KafkaSubscription controller", func() {
 		setContainerState(p, corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}})
 		Eventually(func(g Gomega) {
 			g.Expect(degraded(g, "inventory").Reason).To(Equal(kafkasubv1alpha1.ReasonAsExpected))
+		}).Should(Succeed())
+	})
+
+	It("reports a consumer whose image lacks its handler as Degraded HandlerNotRegistered with its termination message, a crash loop as ConsumerCrashing, and clears when it is ready", func() {
+		createSecret("shop-db", map[string]string{"dsn": dsnValue})
+		k := newSubscription("inventory")
+		k.Spec.Handler = "orders.status"
+		k.Spec.Replicas = ptr.To[int32](1)
+		Expect(k8sClient.Create(ctx, k)).To(Succeed())
+		Eventually(func(g Gomega) {
+			getDeployment(g, "inventory")
+			g.Expect(degraded(g, "inventory").Reason).To(Equal(kafkasubv1alpha1.ReasonAsExpected))
+		}).Should(Succeed())
+
+		// What `kafkasub consumer` writes to /dev/termination-log, and the kubelet copies
+		// into the container's status once it exited and waits to be restarted.
+		const notRegistered = `HandlerNotRegistered: handler "orders.status" is not registered in this consumer image (registered handlers: inventory.product-updates)`
+		exited := func(msg string) *corev1.ContainerStateTerminated {
+			return &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: msg, StartedAt: metav1.Now(), FinishedAt: metav1.Now()}
+		}
+		crashLoop := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 20s restarting failed container"}}
+		p := createPod("inventory")
+		setContainerStatus(p, corev1.ContainerStatus{State: crashLoop, LastTerminationState: corev1.ContainerState{Terminated: exited(notRegistered)}, RestartCount: 2})
+		Eventually(func(g Gomega) {
+			c := degraded(g, "inventory")
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(c.Reason).To(Equal(kafkasubv1alpha1.ReasonHandlerNotRegistered))
+			g.Expect(c.Message).To(Equal(notRegistered))
+			g.Expect(events(g, "inventory")).To(HaveKeyWithValue(EventHandlerNotRegistered, "Consumer pod "+p.Name+": "+notRegistered))
+		}).Should(Succeed())
+
+		By("keeping it while the container runs again")
+		setContainerStatus(p, corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
+			LastTerminationState: corev1.ContainerState{Terminated: exited(notRegistered)}, RestartCount: 3})
+		Consistently(func(g Gomega) {
+			g.Expect(degraded(g, "inventory").Reason).To(Equal(kafkasubv1alpha1.ReasonHandlerNotRegistered))
+		}, time.Second).Should(Succeed())
+
+		By("reporting another error as ConsumerCrashing with its message")
+		const failed = "ConsumerFailed: kafka: client has run out of available brokers to talk to"
+		setContainerStatus(p, corev1.ContainerStatus{State: corev1.ContainerState{Terminated: exited(failed)}, RestartCount: 3})
+		Eventually(func(g Gomega) {
+			c := degraded(g, "inventory")
+			g.Expect(c.Reason).To(Equal(kafkasubv1alpha1.ReasonConsumerCrashing))
+			g.Expect(c.Message).To(Equal(failed))
+			g.Expect(events(g, "inventory")).To(HaveKeyWithValue(EventConsumerCrashing, ContainSubstring(failed)))
+		}).Should(Succeed())
+
+		By("clearing once the container runs again and the Deployment is available")
+		setContainerStatus(p, corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
+			LastTerminationState: corev1.ContainerState{Terminated: exited(failed)}, RestartCount: 4, Ready: true})
+		Consistently(func(g Gomega) {
+			g.Expect(degraded(g, "inventory").Reason).To(Equal(kafkasubv1alpha1.ReasonConsumerCrashing))
+		}, time.Second).Should(Succeed())
+		setDeploymentStatus("inventory", 1)
+		Eventually(func(g Gomega) {
+			c := degraded(g, "inventory")
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(kafkasubv1alpha1.ReasonAsExpected))
 		}).Should(Succeed())
 	})
 

@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
+	"github.com/kafkasub/kafkasub/consumer"
 )
 
 // Observation is what one reconcile saw and did; ComputeStatus turns it into a status.
@@ -38,6 +40,9 @@ type Observation struct {
 	Deployment *appsv1.Deployment
 	// MissingSecrets are the Secrets and keys the consumer pods' kubelet could not find.
 	MissingSecrets []SecretProblem
+	// ConsumerFailure is why a consumer container cannot run, from its pod's status; nil
+	// when none failed.
+	ConsumerFailure *ConsumerFailure
 	// InvalidSpec is the error that kept the spec from being rendered.
 	InvalidSpec error
 	// ApplyError is the error of applying a child object.
@@ -77,6 +82,8 @@ func ComputeStatus(ksub *kafkasubv1alpha1.KafkaSubscription, obs Observation) ka
 		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue, kafkasubv1alpha1.ReasonApplyFailed, obs.ApplyError.Error())
 	case len(obs.MissingSecrets) > 0:
 		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue, kafkasubv1alpha1.ReasonSecretNotFound, MissingSecretsMessage(obs.MissingSecrets))
+	case reportsConsumerFailure(st.Conditions, obs.ConsumerFailure, consumersAvailable(obs.Deployment)):
+		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue, obs.ConsumerFailure.Reason, obs.ConsumerFailure.Message)
 	case rolloutFailed(obs.Deployment) != "":
 		set(kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue, kafkasubv1alpha1.ReasonRolloutFailed, rolloutFailed(obs.Deployment))
 	default:
@@ -108,13 +115,8 @@ func ComputeStatus(ksub *kafkasubv1alpha1.KafkaSubscription, obs Observation) ka
 		return st
 	}
 
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
+	want, rolling, available := rolloutState(d)
 	s := d.Status
-	rolling := s.ObservedGeneration < d.Generation || s.UpdatedReplicas < want || s.Replicas > s.UpdatedReplicas
-	available := s.AvailableReplicas >= want && s.ReadyReplicas >= want
 	switch {
 	case rolling:
 		msg := fmt.Sprintf("The Deployment %s rolls out: %d of %d pods updated, %d available", name, s.UpdatedReplicas, want, s.AvailableReplicas)
@@ -130,6 +132,146 @@ func ComputeStatus(ksub *kafkasubv1alpha1.KafkaSubscription, obs Observation) ka
 		set(kafkasubv1alpha1.ConditionProgressing, metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentAvailable, msg)
 	}
 	return st
+}
+
+// reportsConsumerFailure reports whether Degraded shows f: always when its container is
+// terminated or waits to be restarted; when it runs again after the failure only while
+// Degraded already shows a consumer failure and not every consumer is available. So a
+// crash loop does not clear Degraded on every restart, and an old crash does not come back
+// when a consumer that has been ready turns unready (as it does while its database is
+// down). The pod cache keeps no readiness, so the Deployment's availability stands for it.
+func reportsConsumerFailure(conditions []metav1.Condition, f *ConsumerFailure, available bool) bool {
+	if f == nil {
+		return false
+	}
+	if !f.Recovering {
+		return true
+	}
+	c := meta.FindStatusCondition(conditions, kafkasubv1alpha1.ConditionDegraded)
+	return !available && c != nil && c.Status == metav1.ConditionTrue &&
+		(c.Reason == kafkasubv1alpha1.ReasonHandlerNotRegistered || c.Reason == kafkasubv1alpha1.ReasonConsumerCrashing)
+}
+
+// consumersAvailable reports whether every desired consumer pod of d is updated, ready and
+// available.
+func consumersAvailable(d *appsv1.Deployment) bool {
+	if d == nil {
+		return false
+	}
+	_, rolling, available := rolloutState(d)
+	return !rolling && available
+}
+
+// rolloutState returns the desired replicas of d, whether it rolls out (its controller has
+// not seen the current generation, or pods are not updated yet) and whether the desired
+// number of pods is ready and available.
+func rolloutState(d *appsv1.Deployment) (want int32, rolling, available bool) {
+	want = 1
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	s := d.Status
+	rolling = s.ObservedGeneration < d.Generation || s.UpdatedReplicas < want || s.Replicas > s.UpdatedReplicas
+	available = s.AvailableReplicas >= want && s.ReadyReplicas >= want
+	return want, rolling, available
+}
+
+// MaxConditionMessage is the most of a termination message a condition repeats, in bytes:
+// the consumer's own messages fit, a log tail the kubelet took instead is cut.
+const MaxConditionMessage = 1024
+
+// ConsumerFailure is why a consumer container cannot run, as its kubelet reports it.
+type ConsumerFailure struct {
+	// Pod is the name of the pod.
+	Pod string
+	// Reason is ReasonHandlerNotRegistered or ReasonConsumerCrashing.
+	Reason string
+	// Message is the container's termination message, cut to MaxConditionMessage; its
+	// exit code and the kubelet's reason when it is empty.
+	Message string
+	// Recovering is true when the container runs again after the failure (ready or not:
+	// the Deployment's availability tells).
+	Recovering bool
+}
+
+// msgExitedWithoutMessage describes a termination without a message: the pod, the exit
+// code and the kubelet's reason (Error, OOMKilled, ...).
+const msgExitedWithoutMessage = "The consumer container of pod %s exited with code %d (%s) without a termination message"
+
+// ConsumerFailureOf returns the consumer failure the pods report, nil when none does: a
+// container terminated with an error, or waiting to be restarted (CrashLoopBackOff) or
+// running again after one (Recovering). An error is a non-zero exit code or a termination
+// message the consumer wrote. HandlerNotRegistered comes first, then a failure over a
+// recovery, then the pod name; pods being deleted are left out.
+func ConsumerFailureOf(pods []corev1.Pod) *ConsumerFailure {
+	var best *ConsumerFailure
+	rank := func(f *ConsumerFailure) int {
+		r := 0
+		if f.Reason != kafkasubv1alpha1.ReasonHandlerNotRegistered {
+			r += 2
+		}
+		if f.Recovering {
+			r++
+		}
+		return r
+	}
+	for i := range pods {
+		p := &pods[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			f := containerFailure(p.Name, cs)
+			if f == nil {
+				continue
+			}
+			if best == nil || rank(f) < rank(best) || (rank(f) == rank(best) && f.Pod < best.Pod) {
+				best = f
+			}
+		}
+	}
+	return best
+}
+
+// containerFailure is the failure one container status shows, nil when it shows none.
+func containerFailure(pod string, cs corev1.ContainerStatus) *ConsumerFailure {
+	t, recovering := cs.State.Terminated, false
+	switch {
+	case t != nil:
+	case cs.State.Waiting != nil:
+		t = cs.LastTerminationState.Terminated
+	case cs.State.Running != nil:
+		t, recovering = cs.LastTerminationState.Terminated, true
+	}
+	if t == nil {
+		return nil
+	}
+	msg := strings.TrimSpace(t.Message)
+	reason, _ := consumer.ParseTerminationMessage(msg)
+	if t.ExitCode == 0 && reason == "" {
+		return nil // a clean stop, e.g. to pick up a rotated Secret
+	}
+	f := &ConsumerFailure{Pod: pod, Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: cutMessage(msg), Recovering: recovering}
+	if reason == consumer.TerminationHandlerNotRegistered {
+		f.Reason = kafkasubv1alpha1.ReasonHandlerNotRegistered
+	}
+	if f.Message == "" {
+		f.Message = fmt.Sprintf(msgExitedWithoutMessage, pod, t.ExitCode, t.Reason)
+	}
+	return f
+}
+
+// cutMessage cuts msg to MaxConditionMessage bytes on a UTF-8 boundary, marking the cut.
+func cutMessage(msg string) string {
+	const mark = " [...]"
+	if len(msg) <= MaxConditionMessage {
+		return msg
+	}
+	cut := MaxConditionMessage - len(mark)
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + mark
 }
 
 // rolloutFailed returns the Deployment's message when it exceeded its progress deadline.
@@ -243,14 +385,18 @@ func podStarted(p *corev1.Pod) bool {
 	return false
 }
 
-// podSecretState is the part of a pod's status SecretProblems reads: a pod update that
-// does not change it needs no reconcile.
-func podSecretState(p *corev1.Pod) string {
+// podReportedState is the part of a pod's status the status computation reads (what
+// SecretProblems and ConsumerFailureOf see): a pod update that does not change it needs
+// no reconcile, so a restart that only counts up is not one.
+func podReportedState(p *corev1.Pod) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%t", podStarted(p))
+	fmt.Fprintf(&b, "%t|%t", podStarted(p), p.DeletionTimestamp != nil)
 	for _, cs := range p.Status.ContainerStatuses {
 		if w := cs.State.Waiting; w != nil && w.Reason == reasonCreateContainerConfigError {
 			fmt.Fprintf(&b, "|%s|%s", cs.Name, w.Message)
+		}
+		if f := containerFailure(p.Name, cs); f != nil {
+			fmt.Fprintf(&b, "|%s|%t|%s|%s", cs.Name, f.Recovering, f.Reason, f.Message)
 		}
 	}
 	return b.String()

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +32,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
+	"github.com/kafkasub/kafkasub/consumer"
 )
 
 func deployment(want, updated, ready, available, total int32) *appsv1.Deployment {
@@ -58,6 +60,7 @@ func TestComputeStatus(t *testing.T) {
 	}}
 	oldGeneration := deployment(2, 2, 2, 2, 2)
 	oldGeneration.Status.ObservedGeneration = 2
+	const notRegistered = `HandlerNotRegistered: handler "orders.status" is not registered in this consumer image (registered handlers: inventory.product-updates)`
 
 	cases := []struct {
 		name        string
@@ -135,6 +138,36 @@ func TestComputeStatus(t *testing.T) {
 			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonInvalidSpec},
 			degraded:    wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonInvalidSpec},
 			msgContains: "deadLetter.topic",
+		},
+		{
+			name:        "A consumer whose image lacks its handler degrades the subscription with its termination message",
+			obs:         Observation{Deployment: deployment(1, 1, 0, 0, 1), ConsumerFailure: &ConsumerFailure{Pod: "p", Reason: kafkasubv1alpha1.ReasonHandlerNotRegistered, Message: notRegistered}, Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			degraded:    wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonHandlerNotRegistered},
+			msgContains: notRegistered,
+		},
+		{
+			name:        "A crashing consumer degrades the subscription with its last termination message",
+			obs:         Observation{Deployment: deployment(1, 1, 0, 0, 1), ConsumerFailure: &ConsumerFailure{Pod: "p", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "ConsumerFailed: join group: EOF"}, Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			degraded:    wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonConsumerCrashing},
+			msgContains: "ConsumerFailed: join group: EOF",
+		},
+		{
+			name:        "A missing Secret is reported before a crashing consumer",
+			obs:         Observation{Deployment: deployment(1, 1, 0, 0, 1), MissingSecrets: missing, ConsumerFailure: &ConsumerFailure{Pod: "p", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "ConsumerFailed: x"}, Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			degraded:    wantCondition{metav1.ConditionTrue, kafkasubv1alpha1.ReasonSecretNotFound},
+		},
+		{
+			name:        "A consumer that runs again after a crash is not reported anew",
+			obs:         Observation{Deployment: deployment(1, 1, 0, 0, 1), ConsumerFailure: &ConsumerFailure{Pod: "p", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "ConsumerFailed: x", Recovering: true}, Complete: true},
+			ready:       wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			progressing: wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentUnavailable},
+			degraded:    wantCondition{metav1.ConditionFalse, kafkasubv1alpha1.ReasonAsExpected},
 		},
 		{
 			name:        "A suspended subscription is not ready, with reason Suspended",
@@ -328,6 +361,118 @@ func TestSecretProblems(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A crash loop alternates between a waiting and a running container: Degraded stays while
+// the container runs again and not every consumer is available, and clears once they are.
+func TestConsumerFailureStaysWhileTheContainerRunsAgain(t *testing.T) {
+	k := testSubscription()
+	crashing := &ConsumerFailure{Pod: "p", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "ConsumerFailed: x"}
+	recovering := *crashing
+	recovering.Recovering = true
+	unavailable, available := deployment(1, 1, 0, 0, 1), deployment(1, 1, 1, 1, 1)
+	steps := []struct {
+		name       string
+		deployment *appsv1.Deployment
+		failure    *ConsumerFailure
+		want       string
+	}{
+		{"The container waits in CrashLoopBackOff", unavailable, crashing, kafkasubv1alpha1.ReasonConsumerCrashing},
+		{"The container runs again, not ready", unavailable, &recovering, kafkasubv1alpha1.ReasonConsumerCrashing},
+		{"The container crashes again", unavailable, crashing, kafkasubv1alpha1.ReasonConsumerCrashing},
+		{"The container runs again and the Deployment is available", available, &recovering, kafkasubv1alpha1.ReasonAsExpected},
+		{"The consumer turns unready (its database is down) with the old crash as its last state", unavailable, &recovering, kafkasubv1alpha1.ReasonAsExpected},
+		{"The container crashes anew", unavailable, crashing, kafkasubv1alpha1.ReasonConsumerCrashing},
+	}
+	for _, step := range steps {
+		k.Status = ComputeStatus(k, Observation{Deployment: step.deployment, ConsumerFailure: step.failure, Complete: true})
+		c := meta.FindStatusCondition(k.Status.Conditions, kafkasubv1alpha1.ConditionDegraded)
+		if c.Reason != step.want {
+			t.Errorf("%s: Degraded reason %s (%s), want %s", step.name, c.Reason, c.Message, step.want)
+		}
+	}
+}
+
+// The condition reason is the consumer's termination reason: the user reads the same word
+// in the pod's termination message and in the subscription's Degraded condition.
+func TestHandlerNotRegisteredIsTheConsumersTerminationReason(t *testing.T) {
+	if kafkasubv1alpha1.ReasonHandlerNotRegistered != consumer.TerminationHandlerNotRegistered {
+		t.Errorf("condition reason %q, termination reason %q", kafkasubv1alpha1.ReasonHandlerNotRegistered, consumer.TerminationHandlerNotRegistered)
+	}
+}
+
+func TestConsumerFailureOf(t *testing.T) {
+	const notRegistered = `HandlerNotRegistered: handler "orders.status" is not registered in this consumer image (registered handlers: inventory.product-updates, orderstatus.updates)`
+	terminated := func(code int32, reason, msg string) *corev1.ContainerStateTerminated {
+		return &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, Message: msg}
+	}
+	crashLoop := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 10s restarting failed container=consumer"}}
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+	pod := func(name string, state corev1.ContainerState, last *corev1.ContainerStateTerminated, ready bool) corev1.Pod {
+		cs := corev1.ContainerStatus{Name: ContainerName, State: state, Ready: ready}
+		if last != nil {
+			cs.LastTerminationState.Terminated = last
+			cs.RestartCount = 3
+		}
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{cs}}}
+	}
+	deleting := pod("a", corev1.ContainerState{Terminated: terminated(1, "Error", "ConsumerFailed: x")}, nil, false)
+	deleting.DeletionTimestamp = ptr.To(metav1.Now())
+	logTail := strings.Repeat("é", MaxConditionMessage) // two bytes each
+	cases := []struct {
+		name string
+		pods []corev1.Pod
+		want *ConsumerFailure
+	}{
+		{"No pods report nothing", nil, nil},
+		{"A ready container reports nothing", []corev1.Pod{pod("a", running, nil, true)}, nil},
+		{"A container that exited because its handler is not registered reports HandlerNotRegistered with its message verbatim",
+			[]corev1.Pod{pod("a", corev1.ContainerState{Terminated: terminated(1, "Error", notRegistered)}, nil, false)},
+			&ConsumerFailure{Pod: "a", Reason: kafkasubv1alpha1.ReasonHandlerNotRegistered, Message: notRegistered}},
+		{"A container in CrashLoopBackOff reports its last termination message",
+			[]corev1.Pod{pod("a", crashLoop, terminated(1, "Error", notRegistered), false)},
+			&ConsumerFailure{Pod: "a", Reason: kafkasubv1alpha1.ReasonHandlerNotRegistered, Message: notRegistered}},
+		{"A container in CrashLoopBackOff with another error reports ConsumerCrashing",
+			[]corev1.Pod{pod("a", crashLoop, terminated(1, "Error", "ConsumerFailed: database: dial tcp 10.0.0.1:5432: connection refused\n"), false)},
+			&ConsumerFailure{Pod: "a", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "ConsumerFailed: database: dial tcp 10.0.0.1:5432: connection refused"}},
+		{"A message the consumer did not write (a log tail the kubelet took) is reported as it is",
+			[]corev1.Pod{pod("a", crashLoop, terminated(2, "Error", "panic: boom"), false)},
+			&ConsumerFailure{Pod: "a", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "panic: boom"}},
+		{"A container killed without a message reports its exit code and the kubelet's reason",
+			[]corev1.Pod{pod("a", crashLoop, terminated(137, "OOMKilled", ""), false)},
+			&ConsumerFailure{Pod: "a", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "The consumer container of pod a exited with code 137 (OOMKilled) without a termination message"}},
+		{"A container that stopped cleanly (a rotated Secret) reports nothing",
+			[]corev1.Pod{pod("a", corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}, terminated(0, "Completed", ""), false)}, nil},
+		{"A container that runs again after a crash is recovering, ready or not (the pod cache keeps no readiness)",
+			[]corev1.Pod{pod("a", running, terminated(1, "Error", "ConsumerFailed: x"), true)},
+			&ConsumerFailure{Pod: "a", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "ConsumerFailed: x", Recovering: true}},
+		{"A container that runs after a clean stop reports nothing",
+			[]corev1.Pod{pod("a", running, terminated(0, "Completed", ""), false)}, nil},
+		{"A pod being deleted reports nothing", []corev1.Pod{deleting}, nil},
+		{"A long message is cut on a character boundary",
+			[]corev1.Pod{pod("a", crashLoop, terminated(2, "Error", logTail), false)},
+			&ConsumerFailure{Pod: "a", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: logTail[:MaxConditionMessage-len(" [...]")] + " [...]"}},
+		{"HandlerNotRegistered in one pod comes before a crash in another",
+			[]corev1.Pod{pod("a", crashLoop, terminated(1, "Error", "ConsumerFailed: x"), false), pod("b", crashLoop, terminated(1, "Error", notRegistered), false)},
+			&ConsumerFailure{Pod: "b", Reason: kafkasubv1alpha1.ReasonHandlerNotRegistered, Message: notRegistered}},
+		{"A crashing pod comes before a recovering one",
+			[]corev1.Pod{pod("a", running, terminated(1, "Error", "ConsumerFailed: x"), false), pod("b", crashLoop, terminated(1, "Error", "ConsumerFailed: y"), false)},
+			&ConsumerFailure{Pod: "b", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "ConsumerFailed: y"}},
+		{"Of two crashing pods the first by name is reported",
+			[]corev1.Pod{pod("b", crashLoop, terminated(1, "Error", "ConsumerFailed: y"), false), pod("a", crashLoop, terminated(1, "Error", "ConsumerFailed: x"), false)},
+			&ConsumerFailure{Pod: "a", Reason: kafkasubv1alpha1.ReasonConsumerCrashing, Message: "ConsumerFailed: x"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ConsumerFailureOf(tc.pods)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+			if got != nil && (len(got.Message) > MaxConditionMessage || !utf8.ValidString(got.Message)) {
+				t.Errorf("message of %d bytes, valid UTF-8 %t", len(got.Message), utf8.ValidString(got.Message))
 			}
 		})
 	}
