@@ -24,4 +24,3 @@ func TestPprofAddrBindsLoopbackUnlessAHostIsNamed(t *testing.T) {
 		}
 	}
 }
-
