@@ -140,6 +140,10 @@ type SASLConfig struct {
 // DeadLetterConfig names the topic that receives permanently failed messages.
 type DeadLetterConfig struct {
 	Topic string `json:"topic"`
+	// Create makes the consumer create the topic at start when it is missing, with the
+	// source topic's partition count and replication factor (default false: the topic is
+	// the cluster's business).
+	Create bool `json:"create,omitempty"`
 }
 
 // RetryConfig bounds the exponential backoff for transient errors.

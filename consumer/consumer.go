@@ -375,6 +375,9 @@ func (c *Consumer) connect(ctx context.Context) error {
 			// that is below or above sarama's default of 1 MiB: a letter is cut only where
 			// the topic has no room for it.
 			pc := *c.saramaCfg
+			if pc.Producer.Partitioner, err = c.declareDeadLetterTopic(&pc); err != nil {
+				return err
+			}
 			pc.Producer.MaxMessageBytes = int(sarama.MaxRequestSize) - 1
 			limit, lerr := deadLetterLimit(c.cfg.Kafka.BootstrapServers, &pc, c.cfg.DeadLetter.Topic)
 			if lerr != nil {

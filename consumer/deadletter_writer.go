@@ -48,6 +48,7 @@ func (w *deadLetterWriter) Write(ctx context.Context, msgs []*Message, letters [
 	recs := make([]*sarama.ProducerMessage, len(msgs))
 	for i, m := range msgs {
 		recs[i] = deadLetterRecord(w.topic, m, letters[i], budget)
+		recs[i].Partition = m.Partition // the producer's partitioner decides (deadLetterPartitioner)
 	}
 	acked := make([]bool, len(msgs))
 	failed := make([]error, len(msgs))
@@ -79,6 +80,7 @@ func (w *deadLetterWriter) Write(ctx context.Context, msgs []*Message, letters [
 				case !smallest[i]:
 					smallest[i] = true
 					recs[i] = smallestDeadLetterRecord(w.topic, msgs[i], letters[i])
+					recs[i].Partition = msgs[i].Partition
 					again = append(again, i)
 				default:
 					failed[i] = fmt.Errorf("the smallest form of the dead letter (at most %d bytes) is too large for the topic; raise its max.message.bytes: %w",

@@ -83,7 +83,7 @@ func TestStatusEndpointAfterAValidAndAnInvalidMessage(t *testing.T) {
 		t.Errorf("lastError %+v, want the UnexpectedAttributes error of offset %d", *s.LastError, last)
 	case s.LastDeadLetterAt == nil:
 		t.Errorf("lastDeadLetterAt is not set: %s", raw)
-	case s.DeadLetter.Topic != topic+".dlq":
-		t.Errorf("deadLetter %+v, want topic %s", s.DeadLetter, topic+".dlq")
+	case s.DeadLetter != consumer.DeadLetterStatus{Topic: topic + ".dlq", Partitions: 1, Affinity: true}:
+		t.Errorf("deadLetter %+v, want topic %s of 1 partition, with affinity", s.DeadLetter, topic+".dlq")
 	}
 }
