@@ -18,9 +18,11 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -94,6 +96,17 @@ type KafkaSubscriptionReconciler struct {
 	Recorder recorder.EventRecorder
 	// Options are the manager-wide builder inputs (the default consumer image).
 	Options BuildOptions
+
+	// statusWrites remembers, by subscription, the last status written and the
+	// resourceVersion it was written over, so that a reconcile reading the subscription
+	// from a cache that has not seen that write yet does not write the same status again.
+	statusWrites sync.Map // types.NamespacedName -> statusWrite
+}
+
+// statusWrite is a status the reconciler wrote (as JSON) over a resourceVersion.
+type statusWrite struct {
+	overResourceVersion string
+	status              string
 }
 
 // RBAC, least privilege: children are written only with server-side apply (create, patch)
@@ -123,6 +136,9 @@ func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconci
 
 	ksub := &kafkasubv1alpha1.KafkaSubscription{}
 	if err := r.Get(ctx, req.NamespacedName, ksub); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.statusWrites.Delete(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !ksub.DeletionTimestamp.IsZero() {
@@ -405,6 +421,15 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 	if equality.Semantic.DeepEqual(ksub.Status, status) {
 		return nil
 	}
+	raw, err := json.Marshal(status)
+	if err != nil {
+		return fmt.Errorf("marshal status: %w", err)
+	}
+	key := client.ObjectKeyFromObject(ksub)
+	if w, ok := r.statusWrites.Load(key); ok && w.(statusWrite).overResourceVersion == ksub.ResourceVersion && w.(statusWrite).status == string(raw) {
+		return nil // written already; the cache has not caught up
+	}
+
 	wasMissing := meta.IsStatusConditionPresentAndEqual(ksub.Status.Conditions, kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue) &&
 		meta.FindStatusCondition(ksub.Status.Conditions, kafkasubv1alpha1.ConditionDegraded).Reason == kafkasubv1alpha1.ReasonSecretNotFound
 	isMissing := len(obs.MissingSecrets) > 0
@@ -429,6 +454,7 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 		}
 		return fmt.Errorf("update status: %w", err)
 	}
+	r.statusWrites.Store(key, statusWrite{overResourceVersion: base.ResourceVersion, status: string(raw)})
 	log.FromContext(ctx).V(1).Info(logStatusUpdated)
 	return nil
 }

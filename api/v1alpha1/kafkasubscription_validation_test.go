@@ -67,6 +67,7 @@ func TestMain(m *testing.M) {
 	cfg, err := env.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start envtest:", err)
+		_ = env.Stop() // a CRD the API server refuses fails Start after the servers started
 		os.Exit(1)
 	}
 	scheme := runtime.NewScheme()
