@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kafkasub/kafkasub/consumer"
+	"github.com/kafkasub/kafkasub/consumer/cli"
 )
 
 // imageEntrypoint is the binary of the kafkasub image (see the Dockerfile); a Pod's command
@@ -34,10 +36,18 @@ const imageEntrypoint = "/kafkasub"
 // kubelet plays the node agent for the Pods of one namespace and label selector: for every
 // Pod scheduled to the fake node it starts the real binary with exactly the Pod's command,
 // args and env, and it stops the process (SIGTERM, then SIGKILL after the Pod's grace
-// period) when the Pod is deleted. kwok still owns the Pod's status.
+// period) when the Pod is deleted. kwok owns the Pod's status (Running and Ready at once)
+// until the process ends while its Pod lives: then the kubelet reports the container
+// terminated with its termination message, restarts it after a back-off and reports it
+// waiting in CrashLoopBackOff with the message as its last state (and the Pod not ready),
+// as a kubelet with restartPolicy Always does.
 //
 // What differs from a container, and why:
-//   - The image's entrypoint (/kafkasub) is the binary built from this checkout.
+//   - The image's entrypoint (/kafkasub) is the binary built from this checkout, or the
+//     binary kubeletConfig.images names for the container's image.
+//   - The termination-message file (terminationMessagePath) is a file of the Pod's
+//     directory, named to the consumer by KAFKASUB_TERMINATION_LOG; the back-off starts
+//     at 1 s and stops doubling at 8 s (a kubelet's: 10 s and 5 minutes).
 //   - Mounted ConfigMaps, Secrets, projected Secrets and emptyDirs are files under
 //     <root>/<pod>/<mountPath> (a missing Secret or key is a FailedMount event, as from a
 //     kubelet, and the Pod is tried again);
@@ -52,7 +62,7 @@ const imageEntrypoint = "/kafkasub"
 type kubelet struct {
 	t        *testing.T
 	cp       *controlPlane
-	bin      string
+	cfg      kubeletConfig
 	root     string
 	ns       string
 	selector labels.Selector
@@ -68,24 +78,77 @@ type kubelet struct {
 	done   chan struct{}
 }
 
-// podProcess is the running consumer of one Pod.
+// kubeletConfig is what the test kubelet runs and what it expects.
+type kubeletConfig struct {
+	// bin is the binary of the image's entrypoint /kafkasub for every image not in images.
+	bin string
+	// images maps an image name to the binary its /kafkasub entrypoint is.
+	images map[string]string
+	// expectCrashes makes a consumer that exits while its Pod lives no problem of the test:
+	// for a subscription whose consumers cannot run.
+	expectCrashes bool
+}
+
+// binary is the binary that runs the entrypoint of image.
+func (c kubeletConfig) binary(image string) string {
+	if b, ok := c.images[image]; ok {
+		return b
+	}
+	return c.bin
+}
+
+// Crash-loop back-off of the test kubelet: it doubles from crashBackOffInitial up to
+// crashBackOffMax. A kubelet starts at 10 s and stops doubling at 5 minutes; shorter here
+// to keep the test short.
+const (
+	crashBackOffInitial = time.Second
+	crashBackOffMax     = 8 * time.Second
+)
+
+// Limits of a termination message, as the kubelet's: the file is read up to
+// maxTerminationMessage bytes; with FallbackToLogsOnError an empty file after an error
+// gives the log's last fallbackLogLines lines, at most fallbackLogBytes.
+const (
+	maxTerminationMessage = 4096
+	fallbackLogLines      = 80
+	fallbackLogBytes      = 2048
+)
+
+// podProcess is the consumer of one Pod: its process now, and how earlier ones ended.
 type podProcess struct {
 	pod        *corev1.Pod
 	proc       *process
 	dir        string
+	bin        string
 	args       []string
+	env        []string
+	workDir    string
 	rewrites   []string
 	config     *consumer.Config // the consumer config file as materialized
 	healthURL  string
 	metricsURL string
 	stopErr    error
+
+	// termLog is the file the process is told to write its termination message to
+	// (KAFKASUB_TERMINATION_LOG), the pod's terminationMessagePath.
+	termLog string
+	// startedAt is when the current process started.
+	startedAt time.Time
+	// restarts counts the restarts after a process exited (the container's restartCount).
+	restarts int32
+	// last is how the last process ended; nil while none has.
+	last *corev1.ContainerStateTerminated
+	// restartAt is when the exited process is started again; zero while one runs.
+	restartAt time.Time
+	// backOff is the wait before restartAt.
+	backOff time.Duration
 }
 
 // startKubelet starts the loop that keeps one process per scheduled Pod.
-func startKubelet(t *testing.T, cp *controlPlane, bin, ns string, selector map[string]string) *kubelet {
+func startKubelet(t *testing.T, cp *controlPlane, cfg kubeletConfig, ns string, selector map[string]string) *kubelet {
 	ctx, cancel := context.WithCancel(context.Background())
 	k := &kubelet{
-		t: t, cp: cp, bin: bin, root: t.TempDir(), ns: ns,
+		t: t, cp: cp, cfg: cfg, root: t.TempDir(), ns: ns,
 		selector: labels.SelectorFromSet(selector),
 		pods:     map[types.UID]*podProcess{},
 		cancel:   cancel,
@@ -137,12 +200,24 @@ func (k *kubelet) sync(ctx context.Context) {
 		}
 	}
 	var toStart []*corev1.Pod
+	var ran []*podProcess
 	for uid, p := range live {
-		if _, ok := k.pods[uid]; !ok {
+		pp, ok := k.pods[uid]
+		if !ok {
 			toStart = append(toStart, p)
+			continue
+		}
+		if pp.proc != nil {
+			ran = append(ran, pp)
 		}
 	}
 	k.mu.Unlock()
+
+	// As the kubelet with restartPolicy Always: a process that ended while its Pod lives
+	// is reported in the Pod's status and started again after a back-off.
+	for _, pp := range ran {
+		k.restartPolicy(ctx, pp, live[pp.pod.UID])
+	}
 
 	var wg sync.WaitGroup
 	for _, pp := range toStop {
@@ -174,7 +249,7 @@ func (k *kubelet) sync(ctx context.Context) {
 		}
 		k.mu.Unlock()
 		if err == nil {
-			k.t.Logf("kubelet: started pod %s: %s %s (rewrites: %s)", p.Name, k.bin, strings.Join(pp.args, " "), strings.Join(pp.rewrites, "; "))
+			k.t.Logf("kubelet: started pod %s: %s %s (rewrites: %s)", p.Name, pp.bin, strings.Join(pp.args, " "), strings.Join(pp.rewrites, "; "))
 		}
 	}
 }
@@ -228,6 +303,14 @@ func (k *kubelet) terminate(pp *podProcess) {
 	if g := pp.pod.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
+	if ended, _ := pp.proc.exited(); ended && pp.last != nil && k.cfg.expectCrashes {
+		// It crashed and waits for its restart: there is nothing to stop.
+		k.mu.Lock()
+		k.stopped = append(k.stopped, pp)
+		k.mu.Unlock()
+		k.t.Logf("kubelet: pod %s gone; its consumer had exited (%d restarts)", pp.pod.Name, pp.restarts)
+		return
+	}
 	start := time.Now()
 	err := pp.proc.stop(grace)
 	if err == nil {
@@ -272,7 +355,7 @@ func (k *kubelet) check() error {
 	defer k.mu.Unlock()
 	errs := append([]error(nil), k.problems...)
 	for _, pp := range k.pods {
-		if pp.proc == nil {
+		if pp.proc == nil || k.cfg.expectCrashes {
 			continue
 		}
 		if ended, err := pp.proc.exited(); ended {
@@ -367,7 +450,8 @@ func (k *kubelet) startPod(ctx context.Context, p *corev1.Pod) (*podProcess, err
 	if argv[0] != imageEntrypoint {
 		return nil, fmt.Errorf("the command %q is not the image's entrypoint %s", argv[0], imageEntrypoint)
 	}
-	pp.rewrites = append(pp.rewrites, fmt.Sprintf("command %s -> %s", imageEntrypoint, k.bin))
+	pp.bin = k.cfg.binary(c.Image)
+	pp.rewrites = append(pp.rewrites, fmt.Sprintf("command %s of image %s -> %s", imageEntrypoint, c.Image, pp.bin))
 	for i := 1; i < len(argv); i++ {
 		if r, ok := rewritePath(argv[i], mounts, pp.dir); ok {
 			pp.rewrites = append(pp.rewrites, fmt.Sprintf("arg %s -> %s", argv[i], r))
@@ -382,23 +466,186 @@ func (k *kubelet) startPod(ctx context.Context, p *corev1.Pod) (*podProcess, err
 		return nil, err
 	}
 
-	envList := []string{"HOSTNAME=" + p.Name, "PATH=" + os.Getenv("PATH")}
+	// The container's terminationMessagePath, which a kubelet creates and mounts, is a file
+	// of the pod's directory that the consumer is pointed at.
+	pp.termLog = filepath.Join(pp.dir, "termination-log")
+	pp.rewrites = append(pp.rewrites, fmt.Sprintf("terminationMessagePath %s -> %s=%s", c.TerminationMessagePath, cli.EnvTerminationLog, pp.termLog))
+	pp.env = []string{"HOSTNAME=" + p.Name, "PATH=" + os.Getenv("PATH"), cli.EnvTerminationLog + "=" + pp.termLog}
 	for _, name := range sortedKeys(env) {
-		envList = append(envList, name+"="+env[name])
+		pp.env = append(pp.env, name+"="+env[name])
 	}
-	workDir := pp.dir
+	pp.workDir = pp.dir
 	if c.WorkingDir != "" {
-		workDir = filepath.Join(pp.dir, c.WorkingDir)
-		if err := os.MkdirAll(workDir, 0o755); err != nil {
+		pp.workDir = filepath.Join(pp.dir, c.WorkingDir)
+		if err := os.MkdirAll(pp.workDir, 0o755); err != nil {
 			return nil, err
 		}
 	}
-	proc, err := startProcess("pod-"+p.Name, k.cp.logDir, workDir, envList, k.bin, pp.args...)
-	if err != nil {
+	if err := pp.start(k.cp.logDir); err != nil {
 		return nil, err
 	}
-	pp.proc = proc
 	return pp, nil
+}
+
+// start starts the Pod's process (again), with an empty termination-message file.
+func (pp *podProcess) start(logDir string) error {
+	if err := os.WriteFile(pp.termLog, nil, 0o644); err != nil {
+		return err
+	}
+	proc, err := startProcess("pod-"+pp.pod.Name, logDir, pp.workDir, pp.env, pp.bin, pp.args...)
+	if err != nil {
+		return err
+	}
+	pp.proc, pp.startedAt, pp.restartAt = proc, time.Now(), time.Time{}
+	return nil
+}
+
+// restartPolicy handles a Pod whose process ended (restartPolicy Always): it records how
+// it ended, reports the container in the Pod's status as the kubelet does (terminated
+// with its termination message the first time, then waiting in CrashLoopBackOff with it
+// as the last state, and running again after the back-off, not ready), and starts it
+// again once the back-off has passed. The Pod's status is written whenever it differs
+// from that, so kwok's Ready from the Pod's start does not stay.
+func (k *kubelet) restartPolicy(ctx context.Context, pp *podProcess, pod *corev1.Pod) {
+	ended, _ := pp.proc.exited()
+	switch {
+	case ended && pp.restartAt.IsZero():
+		k.recordExit(pp)
+	case ended && time.Now().After(pp.restartAt):
+		k.mu.Lock()
+		err := pp.start(k.cp.logDir)
+		if err == nil {
+			pp.restarts++
+		}
+		k.mu.Unlock()
+		if err != nil {
+			k.t.Logf("kubelet: restart pod %s: %v", pp.pod.Name, err)
+			return
+		}
+		k.t.Logf("kubelet: restarted pod %s (restart %d)", pp.pod.Name, pp.restarts)
+	}
+	if pp.last == nil {
+		return // kwok's status stands while the first process runs
+	}
+	want := pp.containerStatus(pod.Spec.Containers[0])
+	if len(pod.Status.ContainerStatuses) == 1 && containerStatusKey(pod.Status.ContainerStatuses[0]) == containerStatusKey(want) {
+		return
+	}
+	p := pod.DeepCopy()
+	p.Status.Phase = corev1.PodRunning
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{want}
+	for _, typ := range []corev1.PodConditionType{corev1.PodReady, corev1.ContainersReady} {
+		setPodCondition(p, corev1.PodCondition{
+			Type: typ, Status: corev1.ConditionFalse, Reason: "ContainersNotReady",
+			Message: fmt.Sprintf("containers with unready status: [%s]", want.Name),
+		})
+	}
+	if err := k.cp.client.Status().Update(ctx, p); err != nil {
+		if ctx.Err() == nil {
+			k.t.Logf("kubelet: update the status of pod %s: %v (tried again)", p.Name, err)
+		}
+		return
+	}
+	k.t.Logf("kubelet: pod %s: container %s", p.Name, describeContainerStatus(want))
+}
+
+// recordExit records how the Pod's process ended and when it is started again.
+func (k *kubelet) recordExit(pp *podProcess) {
+	st := pp.proc.cmd.ProcessState
+	code := st.ExitCode()
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		code = 128 + int(ws.Signal())
+	}
+	term := &corev1.ContainerStateTerminated{
+		ExitCode: int32(code), Reason: "Completed",
+		StartedAt: metav1.NewTime(pp.startedAt), FinishedAt: metav1.Now(),
+	}
+	if code != 0 {
+		term.Reason = "Error"
+	}
+	if b, err := os.ReadFile(pp.termLog); err == nil {
+		if len(b) > maxTerminationMessage {
+			b = b[:maxTerminationMessage]
+		}
+		term.Message = string(b)
+	}
+	if term.Message == "" && code != 0 && pp.pod.Spec.Containers[0].TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
+		tail := pp.proc.tail(fallbackLogLines)
+		if len(tail) > fallbackLogBytes {
+			tail = tail[len(tail)-fallbackLogBytes:]
+		}
+		term.Message = tail
+	}
+	switch {
+	case pp.backOff == 0:
+		pp.backOff = crashBackOffInitial
+	case pp.backOff < crashBackOffMax:
+		pp.backOff = min(2*pp.backOff, crashBackOffMax)
+	}
+	k.mu.Lock()
+	pp.last = term
+	pp.restartAt = time.Now().Add(pp.backOff)
+	if !k.cfg.expectCrashes {
+		k.problems = append(k.problems, fmt.Errorf("pod %s: the consumer exited while its pod lives (exit code %d, termination message %q); last lines:\n%s",
+			pp.pod.Name, code, term.Message, pp.proc.tail(20)))
+	}
+	k.mu.Unlock()
+	k.t.Logf("kubelet: pod %s: the consumer exited with code %d, termination message %q; restart in %s", pp.pod.Name, code, term.Message, pp.backOff)
+}
+
+// containerStatus is the container's status after its process ended at least once.
+func (pp *podProcess) containerStatus(c corev1.Container) corev1.ContainerStatus {
+	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, RestartCount: pp.restarts}
+	switch ended, _ := pp.proc.exited(); {
+	case ended && pp.restarts == 0:
+		cs.State.Terminated = pp.last
+	case ended:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{
+			Reason:  "CrashLoopBackOff",
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", pp.backOff, c.Name, pp.pod.Name, pp.pod.Namespace, pp.pod.UID),
+		}
+		cs.LastTerminationState.Terminated = pp.last
+	default:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(pp.startedAt)}
+		cs.LastTerminationState.Terminated = pp.last
+	}
+	return cs
+}
+
+// containerStatusKey is what restartPolicy keeps in step with the process.
+func containerStatusKey(cs corev1.ContainerStatus) string {
+	return fmt.Sprintf("%t|%d|%s", cs.Ready, cs.RestartCount, describeContainerStatus(cs))
+}
+
+// describeContainerStatus is a one-line account of a container's state and last state.
+func describeContainerStatus(cs corev1.ContainerStatus) string {
+	state := func(s corev1.ContainerState) string {
+		switch {
+		case s.Running != nil:
+			return "running"
+		case s.Waiting != nil:
+			return "waiting " + s.Waiting.Reason
+		case s.Terminated != nil:
+			return fmt.Sprintf("terminated %s exit code %d: %q", s.Terminated.Reason, s.Terminated.ExitCode, s.Terminated.Message)
+		}
+		return "none"
+	}
+	return fmt.Sprintf("%s, last state %s, restart count %d, ready %t", state(cs.State), state(cs.LastTerminationState), cs.RestartCount, cs.Ready)
+}
+
+// setPodCondition sets c on the Pod, replacing the condition of the same type.
+func setPodCondition(p *corev1.Pod, c corev1.PodCondition) {
+	c.LastTransitionTime = metav1.Now()
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == c.Type {
+			if p.Status.Conditions[i].Status == c.Status {
+				c.LastTransitionTime = p.Status.Conditions[i].LastTransitionTime
+			}
+			p.Status.Conditions[i] = c
+			return
+		}
+	}
+	p.Status.Conditions = append(p.Status.Conditions, c)
 }
 
 // resolveEnv evaluates the container's env and envFrom against the apiserver.

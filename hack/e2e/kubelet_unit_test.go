@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -88,4 +89,41 @@ func TestWriteItems(t *testing.T) {
 			t.Errorf("got %v, want an error naming \"nope\"", err)
 		}
 	})
+}
+
+func TestContainerStatusAfterAnExit(t *testing.T) {
+	exited := &process{done: make(chan struct{})}
+	close(exited.done)
+	running := &process{done: make(chan struct{})}
+	last := &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: "HandlerNotRegistered: handler \"x\" is not registered"}
+	c := corev1.Container{Name: "consumer", Image: "kafkasub:dev"}
+	pod := &corev1.Pod{}
+	pod.Name, pod.Namespace, pod.UID = "p", "ns", "uid"
+	cases := []struct {
+		name     string
+		pp       podProcess
+		want     string
+		lastHeld bool
+	}{
+		{"The first exit shows the container terminated with its message.",
+			podProcess{pod: pod, proc: exited, last: last, backOff: time.Second}, "terminated Error exit code 1", false},
+		{"A later exit shows it waiting in CrashLoopBackOff with the exit as its last state.",
+			podProcess{pod: pod, proc: exited, last: last, restarts: 2, backOff: 4 * time.Second}, "waiting CrashLoopBackOff", true},
+		{"A restarted container runs, not ready, with the exit as its last state.",
+			podProcess{pod: pod, proc: running, last: last, restarts: 2}, "running", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := tc.pp.containerStatus(c)
+			if got := describeContainerStatus(cs); !strings.HasPrefix(got, tc.want) || cs.Ready || cs.RestartCount != tc.pp.restarts {
+				t.Errorf("got %s", got)
+			}
+			if held := cs.LastTerminationState.Terminated == last; held != tc.lastHeld {
+				t.Errorf("last state holds the exit: %t, want %t", held, tc.lastHeld)
+			}
+			if cs.State.Terminated != nil && cs.State.Terminated.Message != last.Message {
+				t.Errorf("terminated message %q", cs.State.Terminated.Message)
+			}
+		})
+	}
 }

@@ -51,7 +51,9 @@ const partitions = 2
 // Pod as `kafkasub consumer` with the Pod's own command, env and files, and walks a
 // subscription through its life: the sample applied, the walk-through's six cases, a spec
 // change that rolls the pods, two replicas sharing the partitions, suspend and resume, and
-// deletion with garbage collection of every child.
+// deletion with garbage collection of every child. Meanwhile, in a namespace of their own,
+// the example handler (examples/orderstatus) runs from its own image, and a subscription
+// whose image lacks its handler turns Degraded with the consumer's termination message.
 //
 // Kafka is an in-process kfake broker, or Apache Kafka when KAFKASUB_TEST_KAFKA_BROKERS is
 // set. The database is PostgreSQL behind a TCP proxy the test cuts when
@@ -62,6 +64,9 @@ func TestKafkaSubscriptionEndToEnd(t *testing.T) {
 	cp := requireControlPlane(t)
 	s := setUpScenario(t, cp)
 
+	// Beside inventory, in a namespace of their own: the example handler from its own
+	// image, and a subscription whose image lacks its handler.
+	sideBySide := s.goSideBySide()
 	s.step("apply the sample Secret and KafkaSubscription and wait for Ready", s.applySamples)
 	s.step("the walk-through's cases: valid, negative count, unknown product, not JSON, unexpected attributes", s.walkThrough)
 	s.step("database down: the update is retried, not lost, and applied when the database returns", s.databaseDown)
@@ -69,6 +74,7 @@ func TestKafkaSubscriptionEndToEnd(t *testing.T) {
 	s.step("scale to 2 replicas: both consumers share the partitions", s.scaleToTwo)
 	s.step("suspend: consumption stops; resume: the waiting update is applied", s.suspendAndResume)
 	s.step("move to a broker with TLS (CA from a mounted Secret) and SASL SCRAM-SHA-512 (credentials from the same projected volume)", s.kafkaTLSAndSASL)
+	sideBySide()
 	s.step("delete the subscription: Deployment, ConfigMap, Service and PodDisruptionBudget are garbage-collected", s.deleteSubscription)
 }
 
@@ -95,6 +101,8 @@ type scenario struct {
 	bin     string
 	manager *process
 	kubelet *kubelet
+	// ordersBin is the example handler's image (examples/orderstatus) built from this checkout.
+	ordersBin string
 
 	// dlqSeen counts the dead-letter records asserted so far.
 	dlqSeen int
@@ -121,6 +129,12 @@ type stopWaiting struct{ error }
 // manager or a consumer process dies or a Pod cannot be run.
 func (s *scenario) waitFor(t *testing.T, what string, timeout time.Duration, cond func(ctx context.Context) (bool, string, error)) {
 	t.Helper()
+	s.waitWith(t, s.kubelet, what, timeout, cond)
+}
+
+// waitWith is waitFor watching the Pods of kubelet k (nil: none).
+func (s *scenario) waitWith(t *testing.T, k *kubelet, what string, timeout time.Duration, cond func(ctx context.Context) (bool, string, error)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	var fatal error
@@ -129,8 +143,8 @@ func (s *scenario) waitFor(t *testing.T, what string, timeout time.Duration, con
 			fatal = fmt.Errorf("kafkasub manager exited (%v); last lines:\n%s", err, s.manager.tail(30))
 			return true, "", nil
 		}
-		if s.kubelet != nil {
-			if err := s.kubelet.check(); err != nil {
+		if k != nil {
+			if err := k.check(); err != nil {
 				fatal = err
 				return true, "", nil
 			}
@@ -233,7 +247,17 @@ func setUpScenario(t *testing.T, cp *controlPlane) *scenario {
 		t.Fatalf("want at least 3 seeded products, got %d", len(s.products))
 	}
 
+	// The example handler's image is built at the same time.
+	orders := make(chan error, 1)
+	go func() {
+		var err error
+		s.ordersBin, err = s.buildOrderStatusBinary(t)
+		orders <- err
+	}()
 	s.bin = s.buildBinary(t)
+	if err := <-orders; err != nil {
+		t.Fatal(err)
+	}
 
 	t.Log("STEP install the CRD from config/crd/bases")
 	if _, err := envtest.InstallCRDs(cp.cfg, envtest.CRDInstallOptions{
@@ -420,7 +444,7 @@ func (s *scenario) applySamples(t *testing.T) {
 			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
 		}
 	}
-	s.kubelet = startKubelet(s.t, s.cp, s.bin, s.ns, map[string]string{
+	s.kubelet = startKubelet(s.t, s.cp, kubeletConfig{bin: s.bin}, s.ns, map[string]string{
 		controllers.LabelInstance:  s.name,
 		controllers.LabelComponent: controllers.ComponentConsumer,
 	})
