@@ -26,14 +26,13 @@ var (
 // transact brings msgs to an outcome in one database transaction:
 //
 //  1. messages at or below the partition's stored offset are skipped (errAlreadyApplied);
-//  2. the handler applies the rest in a transaction that begins at its first statement;
-//     when it gives a message a permanent result, the transaction is rolled back, that
-//     message's dead letter is written and acknowledged (outside any transaction), and the
-//     transaction is done again without it, so a dead-lettered message never changes the
-//     database;
-//  3. the stored offset is advanced to the batch's last offset in the same transaction,
-//     provided nobody moved it (offsetstore.Advance; otherwise everything is rolled back,
-//     the stored offset read again and the batch trimmed);
+//  2. a transaction advances the stored offset to the batch's last offset, provided nobody
+//     moved it (offsetstore.Advance; otherwise it is rolled back, the stored offset read
+//     again and the batch trimmed);
+//  3. the handler applies the rest in the same transaction; when it gives a message a
+//     permanent result, the transaction is rolled back, that message's dead letter is
+//     written and acknowledged (outside any transaction), and the transaction is done
+//     again without it, so a dead-lettered message never changes the database;
 //  4. the transaction commits; every dead letter of the batch is acknowledged by then.
 //
 // rejected, when given, holds a permanent error per message: those are dead-lettered and
@@ -138,19 +137,16 @@ func (cl *claim) inTransaction(ctx context.Context, msgs []*Message, rejected []
 			return nil, ClassifyDatabaseError(err)
 		}
 		results, err := func() ([]error, error) {
-			results, err := cl.apply(ctx, tx, msgs, rejected)
-			if err != nil || hasNew(results, rejected) {
-				return results, err
-			}
-			// Last, so that the transaction holds the offset row's lock only to commit; a
-			// stale member's work is rolled back here.
+			// First, so that a stale member stops before the handler's work, and the rows
+			// the handler changes stay locked only from its statements to the commit (the
+			// offset row is this partition's alone, so holding it longer costs no one).
 			if err := c.store.Advance(ctx, tx, cl.key, cl.floor, first, last, time.Now().UTC()); err != nil {
 				if errors.Is(err, offsetstore.ErrMoved) {
 					return nil, err
 				}
 				return nil, fmt.Errorf("%w: advance the stored offset of %s: %w", errStore, cl.key, ClassifyDatabaseError(err))
 			}
-			return results, nil
+			return cl.apply(ctx, tx, msgs, rejected)
 		}()
 		if err != nil || hasNew(results, rejected) {
 			if rerr := tx.Rollback().Error; rerr != nil && err == nil {
