@@ -379,48 +379,34 @@ func countWrites(path string) (int, string, error) {
 	return total, strings.Join(parts, ", "), sc.Err()
 }
 
-// memory returns a process's resident set size and its peak (VmRSS, VmHWM), in bytes.
-func memory(pid int) (rss, hwm int64) {
+// procStatus returns the sizes a process's /proc/<pid>/status gives in kB (VmRSS, VmHWM,
+// RssAnon, RssFile, ...), in bytes; empty when the process is gone.
+func procStatus(pid int) map[string]int64 {
+	out := map[string]int64{}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return out
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(fields[1], 10, 64)
-		switch fields[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			hwm = kb << 10
+		if len(fields) == 3 && fields[2] == "kB" {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			out[strings.TrimSuffix(fields[0], ":")] = kb << 10
 		}
 	}
-	return rss, hwm
+	return out
+}
+
+// memory returns a process's resident set size and its peak (VmRSS, VmHWM), in bytes.
+func memory(pid int) (rss, hwm int64) {
+	st := procStatus(pid)
+	return st["VmRSS"], st["VmHWM"]
 }
 
 // rssParts returns a process's anonymous and file-backed resident memory, in bytes.
 func rssParts(pid int) (anon, file int64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(fields[1], 10, 64)
-		switch fields[0] {
-		case "RssAnon:":
-			anon = kb << 10
-		case "RssFile:":
-			file = kb << 10
-		}
-	}
-	return anon, file
+	st := procStatus(pid)
+	return st["RssAnon"], st["RssFile"]
 }
 
 func readObjects(dir string) ([]*unstructured.Unstructured, error) {
