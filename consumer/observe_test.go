@@ -104,14 +104,16 @@ func TestSentryReceivesTheErrorWithItsClass(t *testing.T) {
 	}
 }
 
-func TestMetricsCountOutcomesAndDatabaseState(t *testing.T) {
-	topic := consumertest.UniqueName("metrics")
+// validThenInvalid starts a consumer on a fresh kfake topic and SQLite catalogue, sends a
+// valid update and a message with an unexpected attribute, and waits for both outcomes;
+// last is the invalid message's offset.
+func validThenInvalid(t *testing.T, prefix string) (topic string, r *running, last int64) {
+	t.Helper()
+	topic = consumertest.UniqueName(prefix)
 	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
 	dsn, first := seededSQLite(t)
-	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
-	r := startConsumer(t, cfg)
+	r = startConsumer(t, consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn))
 	p := consumertest.Producer(t, brokers)
-	var last int64
 	for _, v := range []string{fmt.Sprintf(`{"product_code": %q, "inventory_count": 3}`, first.Code), `{"greeting": "hello"}`} {
 		_, off, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)})
 		if err != nil {
@@ -120,6 +122,11 @@ func TestMetricsCountOutcomesAndDatabaseState(t *testing.T) {
 		last = off
 	}
 	r.out.outcome(t, 0, last)
+	return topic, r, last
+}
+
+func TestMetricsCountOutcomesAndDatabaseState(t *testing.T) {
+	topic, r, _ := validThenInvalid(t, "metrics")
 	wants := []string{
 		`kafkasub_consumer_messages_total{class="",outcome="processed",subscription="test/` + topic + `",topic="` + topic + `"} 1`,
 		`kafkasub_consumer_messages_total{class="UnexpectedAttributes",outcome="dead_lettered",subscription="test/` + topic + `",topic="` + topic + `"} 1`,

@@ -2,15 +2,11 @@ package consumer_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/IBM/sarama"
-
 	"github.com/kafkasub/kafkasub/consumer"
-	"github.com/kafkasub/kafkasub/consumer/consumertest"
 )
 
 // getStatus reads the consumer's status endpoint.
@@ -39,21 +35,8 @@ func getStatus(t *testing.T, c *consumer.Consumer) (consumer.Status, string) {
 // partition caught up, one message applied, one dead-lettered and the error that sent it
 // there.
 func TestStatusEndpointAfterAValidAndAnInvalidMessage(t *testing.T) {
-	topic := consumertest.UniqueName("status")
-	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
-	dsn, first := seededSQLite(t)
-	cfg := consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn)
-	r := startConsumer(t, cfg)
-	p := consumertest.Producer(t, brokers)
-	var last int64
-	for _, v := range []string{fmt.Sprintf(`{"product_code": %q, "inventory_count": 3}`, first.Code), `{"greeting": "hello"}`} {
-		_, off, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		last = off
-	}
-	r.out.outcome(t, 0, last)
+	topic, r, last := validThenInvalid(t, "status")
+	cfg := r.c.Config()
 
 	var s consumer.Status
 	var raw string
