@@ -182,7 +182,7 @@ func ConsumerConfig(ksub *kafkasubv1alpha1.KafkaSubscription) (*consumer.Config,
 			InitialOffset: string(spec.Kafka.InitialOffset),
 			ClientID:      "kafkasub-" + ksub.Namespace + "-" + ksub.Name,
 		},
-		DeadLetter: consumer.DeadLetterConfig{Topic: string(spec.DeadLetter.Topic)},
+		DeadLetter: consumer.DeadLetterConfig{Topic: string(spec.DeadLetter.Topic), Create: spec.DeadLetter.Create},
 		Retry:      consumer.RetryConfig{MaxAttempts: int(spec.Retry.MaxAttempts)},
 		Database: consumer.DatabaseConfig{
 			Driver:      string(spec.Database.Driver),

@@ -156,6 +156,24 @@ func TestConsumerConfig(t *testing.T) {
 			},
 		},
 		{
+			name:   "deadLetter.create reaches the consumer",
+			modify: func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.DeadLetter.Create = true },
+			check: func(t *testing.T, c *consumer.Config) {
+				if !c.DeadLetter.Create {
+					t.Error("deadLetter.create is false")
+				}
+			},
+		},
+		{
+			name:   "Without deadLetter.create the consumer leaves the topic alone",
+			modify: func(*kafkasubv1alpha1.KafkaSubscription) {},
+			check: func(t *testing.T, c *consumer.Config) {
+				if c.DeadLetter.Create {
+					t.Errorf("deadLetter = %+v, want no create", c.DeadLetter)
+				}
+			},
+		},
+		{
 			name:   "Defaults fill what the spec leaves out",
 			modify: func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.Retry = kafkasubv1alpha1.RetryPolicy{} },
 			check: func(t *testing.T, c *consumer.Config) {
@@ -389,6 +407,40 @@ func TestBuildDesiredChildren(t *testing.T) {
 	}
 }
 
+// TestConfigMapDeadLetterCreate reads the consumer's config back from the ConfigMap, as the
+// consumer will, and validates it with the secret values the pod would read.
+func TestConfigMapDeadLetterCreate(t *testing.T) {
+	cases := []struct {
+		name       string
+		modify     func(*kafkasubv1alpha1.KafkaSubscription)
+		wantCreate bool
+	}{
+		{"A subscription without deadLetter.create leaves the topic alone", func(*kafkasubv1alpha1.KafkaSubscription) {}, false},
+		{"deadLetter.create asks the consumer to create the topic", func(k *kafkasubv1alpha1.KafkaSubscription) {
+			k.Spec.DeadLetter.Create = true
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k := testSubscription()
+			withAllSecrets(k)
+			tc.modify(k)
+			data := mustBuild(t, k).ConfigMap.Data[consumer.ConfigFileName]
+			c, err := consumer.Parse([]byte(data))
+			if err != nil {
+				t.Fatalf("parse the ConfigMap's config: %v\n%s", err, data)
+			}
+			if c.DeadLetter.Create != tc.wantCreate {
+				t.Errorf("deadLetter.create = %t, want %t\n%s", c.DeadLetter.Create, tc.wantCreate, data)
+			}
+			c.DatabaseDSN, c.SASLUsername, c.SASLPassword, c.SentryDSN = "postgres://db", "user", "password", "https://sentry"
+			if err := c.Validate(); err != nil {
+				t.Errorf("the consumer refuses the rendered config: %v\n%s", err, data)
+			}
+		})
+	}
+}
+
 func TestConfigHash(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -397,6 +449,7 @@ func TestConfigHash(t *testing.T) {
 	}{
 		{"Changing the topic changes the hash", func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.Kafka.Topic = "other" }, true},
 		{"Changing the retry policy changes the hash", func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.Retry.MaxAttempts = 3 }, true},
+		{"Creating the dead-letter topic changes the hash", func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.DeadLetter.Create = true }, true},
 		{"Changing only the replicas keeps the hash", func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.Replicas = ptr.To[int32](5) }, false},
 		{"Changing only a pod label keeps the hash", func(k *kafkasubv1alpha1.KafkaSubscription) {
 			k.Spec.Template.Labels = map[string]string{"a": "b"}

@@ -208,6 +208,9 @@ type DeadLetter struct {
 	// topic receives the messages that failed permanently (or ran out of retries). It must differ from the source topic.
 	// +required
 	Topic TopicName `json:"topic"`
+	// create makes the consumer create the topic at start when it is missing, with the source topic's partition count and replication factor; a failure to create it is retried like a broker outage. Off by default: the topic is then the cluster's business.
+	// +optional
+	Create bool `json:"create,omitempty"`
 }
 
 // RetryPolicy bounds the exponential backoff for transient errors such as an unreachable database. While a message is retried its partition is paused and its offset is not committed.

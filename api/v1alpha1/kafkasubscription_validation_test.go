@@ -413,6 +413,9 @@ func TestValidationRules(t *testing.T) {
 				"env":                []any{map[string]any{"name": "LOG_LEVEL", "value": "debug"}},
 			}, spec("template")...)
 		}, ""},
+		{"A dead-letter topic the consumer creates is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, true, spec("deadLetter", "create")...)
+		}, ""},
 		{"A name longer than 54 characters is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			u.SetName(strings.Repeat("n", 55))
 		}, "metadata.name must be at most 54 characters"},
