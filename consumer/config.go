@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,8 +92,12 @@ type Config struct {
 	Kafka      KafkaConfig      `json:"kafka"`
 	DeadLetter DeadLetterConfig `json:"deadLetter"`
 	Retry      RetryConfig      `json:"retry"`
-	Database   DatabaseConfig   `json:"database"`
-	Batch      BatchConfig      `json:"batch"`
+	// ErrorPolicy says what happens to a message whose error has a class (a permanent
+	// class of the runtime's or a handler's own): ActionDeadLetter (the default), ActionRetry
+	// or ActionSkip. Transient classes are always retried.
+	ErrorPolicy map[ErrorClass]ErrorAction `json:"errorPolicy,omitempty"`
+	Database    DatabaseConfig             `json:"database"`
+	Batch       BatchConfig                `json:"batch"`
 	// HealthAddr serves /healthz and /readyz.
 	HealthAddr string `json:"healthAddr"`
 	// MetricsAddr serves /metrics.
@@ -255,6 +260,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Retry.MaxAttempts < 0 {
 		bad("retry.maxAttempts", "must be >= 0 (0 retries until it succeeds), got %d", c.Retry.MaxAttempts)
+	}
+	for _, class := range sortedClasses(c.ErrorPolicy) {
+		field := "errorPolicy." + string(class)
+		switch action := c.ErrorPolicy[class]; {
+		case !slices.Contains(ErrorActions, action):
+			bad(field, "%q must be one of %v", action, ErrorActions)
+		case slices.Contains(TransientClasses, class):
+			bad(field, "%s is transient and always retried; a policy cannot change that", class)
+		case action == ActionRetry && class == ClassRetriesExhausted:
+			bad(field, "RetriesExhausted cannot be retried again; deadLetter or skip")
+		case action == ActionRetry && c.Retry.MaxAttempts == 0:
+			bad(field, "retry with retry.maxAttempts 0 would retry a message that can never succeed forever, blocking its partition; set retry.maxAttempts")
+		}
 	}
 	if c.Retry.InitialBackoff.Duration <= 0 {
 		bad("retry.initialBackoff", "must be positive")

@@ -43,6 +43,19 @@ func TestConfigValidate(t *testing.T) {
 		{"An unknown driver is named", func(c *consumer.Config) { c.Database.Driver = "oracle" }, "database.driver"},
 		{"A missing DSN names its variable", func(c *consumer.Config) { c.DatabaseDSN = "" }, consumer.EnvDatabaseDSN},
 		{"Sentry without a DSN names its variable", func(c *consumer.Config) { c.SentryEnabled = true }, consumer.EnvSentryDSN},
+		{"An unknown error action is named", func(c *consumer.Config) {
+			c.ErrorPolicy = map[consumer.ErrorClass]consumer.ErrorAction{consumer.ClassInvalidPayload: "ignore"}
+		}, `errorPolicy.InvalidPayload: "ignore" must be one of`},
+		{"A policy for a transient class is refused", func(c *consumer.Config) {
+			c.ErrorPolicy = map[consumer.ErrorClass]consumer.ErrorAction{consumer.ClassDatabaseUnavailable: consumer.ActionSkip}
+		}, "errorPolicy.DatabaseUnavailable: DatabaseUnavailable is transient"},
+		{"Retrying RetriesExhausted is refused", func(c *consumer.Config) {
+			c.Retry.MaxAttempts = 3
+			c.ErrorPolicy = map[consumer.ErrorClass]consumer.ErrorAction{consumer.ClassRetriesExhausted: consumer.ActionRetry}
+		}, "errorPolicy.RetriesExhausted: RetriesExhausted cannot be retried again"},
+		{"Retrying a permanent class forever is refused", func(c *consumer.Config) {
+			c.ErrorPolicy = map[consumer.ErrorClass]consumer.ErrorAction{consumer.ClassValidationFailed: consumer.ActionRetry}
+		}, "errorPolicy.ValidationFailed: retry with retry.maxAttempts 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig()
@@ -55,6 +68,15 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := validConfig().Validate(); err != nil {
 		t.Fatalf("a complete configuration is invalid: %v", err)
+	}
+	withPolicy := validConfig()
+	withPolicy.Retry.MaxAttempts = 5
+	withPolicy.ErrorPolicy = map[consumer.ErrorClass]consumer.ErrorAction{
+		consumer.ClassUnexpectedAttributes: consumer.ActionSkip, consumer.ClassDatabaseError: consumer.ActionRetry,
+		"OrderLocked": consumer.ActionRetry, consumer.ClassRetriesExhausted: consumer.ActionDeadLetter,
+	}
+	if err := withPolicy.Validate(); err != nil {
+		t.Fatalf("a valid error policy is refused: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // ErrorClass names why a message failed. It is written into the dead-letter header
@@ -32,6 +33,39 @@ const (
 	// transient; the runtime treats it as transient so nothing is lost.
 	ClassUnclassified ErrorClass = "Unclassified"
 )
+
+// TransientClasses are the runtime's classes of errors that may go away; an error policy
+// cannot change what happens to them (they are retried).
+var TransientClasses = []ErrorClass{ClassDatabaseUnavailable, ClassDeadLetterUnavailable, ClassUnclassified}
+
+// ErrorAction is what the runtime does with a message whose permanent error has a class
+// (Config.ErrorPolicy).
+type ErrorAction string
+
+// Error actions.
+const (
+	// ActionDeadLetter writes the message to the dead-letter topic (the default).
+	ActionDeadLetter ErrorAction = "deadLetter"
+	// ActionRetry retries the message with the subscription's backoff, up to
+	// retry.maxAttempts; then it is RetriesExhausted.
+	ActionRetry ErrorAction = "retry"
+	// ActionSkip commits the message without a dead letter; an event, a metric and a log
+	// line say so.
+	ActionSkip ErrorAction = "skip"
+)
+
+// ErrorActions lists the actions an error policy may name.
+var ErrorActions = []ErrorAction{ActionDeadLetter, ActionRetry, ActionSkip}
+
+// sortedClasses returns the classes of a policy in order, for stable messages.
+func sortedClasses(p map[ErrorClass]ErrorAction) []ErrorClass {
+	out := make([]ErrorClass, 0, len(p))
+	for c := range p {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // PermanentError is an error that retrying cannot fix: the message goes to the dead-letter
 // topic at once with its Class.

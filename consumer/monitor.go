@@ -14,6 +14,9 @@ const (
 	EventProcessed EventType = "message.processed"
 	// EventDeadLettered: a message was written to the dead-letter topic (its offset is marked).
 	EventDeadLettered EventType = "message.dead_lettered"
+	// EventSkipped: a message's permanent error has the error policy skip: its offset is
+	// marked without a dead letter. Err and Class say why.
+	EventSkipped EventType = "message.skipped"
 	// EventRetrying: a batch failed transiently and will be retried after Backoff.
 	EventRetrying EventType = "message.retrying"
 	// EventErrorOccurred: any error on a message, permanent or transient, before the

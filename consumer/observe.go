@@ -28,6 +28,7 @@ const (
 const (
 	OutcomeProcessed    = "processed"
 	OutcomeDeadLettered = "dead_lettered"
+	OutcomeSkipped      = "skipped"
 )
 
 type metrics struct {
@@ -88,6 +89,9 @@ func (m *metrics) observe(e Event) {
 	case EventDeadLettered:
 		m.messages.WithLabelValues(OutcomeDeadLettered, string(e.Class)).Inc()
 		m.processing.Observe(e.Latency.Seconds())
+	case EventSkipped:
+		m.messages.WithLabelValues(OutcomeSkipped, string(e.Class)).Inc()
+		m.processing.Observe(e.Latency.Seconds())
 	case EventRetrying:
 		m.retries.WithLabelValues(string(e.Class)).Inc()
 	case EventErrorOccurred:
@@ -121,6 +125,9 @@ func LogSubscriber(log *slog.Logger) Subscriber {
 			log.Debug("Processed", "partition", e.Partition, "offset", e.Offset, "attempts", e.Attempt)
 		case EventDeadLettered:
 			log.Warn("Dead-lettered", "partition", e.Partition, "offset", e.Offset,
+				"class", e.Class, "error", e.Err, "attempts", e.Attempt)
+		case EventSkipped:
+			log.Warn("Skipped by the error policy", "partition", e.Partition, "offset", e.Offset,
 				"class", e.Class, "error", e.Err, "attempts", e.Attempt)
 		case EventErrorOccurred:
 			if !log.Enabled(context.Background(), slog.LevelDebug) {

@@ -249,8 +249,12 @@ func (cl *claim) process(ctx context.Context, batch []*Message) bool {
 		case errors.Is(r, errAlreadyApplied):
 			skipped++
 		default:
+			outcome := EventDeadLettered
+			if c.actionFor(r) == ActionSkip {
+				outcome = EventSkipped
+			}
 			c.publishMsg(EventErrorOccurred, m, Event{Err: r, Class: ClassOf(r), Permanent: true, Attempt: cl.attempt})
-			c.publishMsg(EventDeadLettered, m, Event{Err: r, Class: ClassOf(r), Permanent: true, Attempt: cl.attempt, Latency: latency})
+			c.publishMsg(outcome, m, Event{Err: r, Class: ClassOf(r), Permanent: true, Attempt: cl.attempt, Latency: latency})
 		}
 	}
 	if applied && c.db != nil {

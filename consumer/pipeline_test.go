@@ -23,7 +23,7 @@ import (
 // outcomes records the monitor's message events by offset.
 type outcomes struct {
 	mu      sync.Mutex
-	byKey   map[string]consumer.Event // "partition/offset" -> processed or dead-lettered event
+	byKey   map[string]consumer.Event // "partition/offset" -> processed, dead-lettered or skipped event
 	retries int
 	changed chan struct{}
 }
@@ -33,7 +33,7 @@ func watch(m *consumer.Monitor) *outcomes {
 	m.Subscribe(func(e consumer.Event) {
 		o.mu.Lock()
 		switch e.Type {
-		case consumer.EventProcessed, consumer.EventDeadLettered:
+		case consumer.EventProcessed, consumer.EventDeadLettered, consumer.EventSkipped:
 			o.byKey[fmt.Sprintf("%d/%d", e.Partition, e.Offset)] = e
 		case consumer.EventRetrying:
 			o.retries++

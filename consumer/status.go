@@ -145,6 +145,8 @@ func (b *statusBoard) observe(e Event) {
 		b.lastDeadLetter.Store(e.Time.UnixNano())
 	case EventRetrying:
 		b.retried.Add(1)
+	case EventSkipped:
+		b.skipped.Add(1)
 	case EventErrorOccurred:
 		b.mu.Lock()
 		b.lastErr = &e

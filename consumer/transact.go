@@ -186,7 +186,7 @@ func (cl *claim) inTransaction(ctx context.Context, msgs []*Message, rejected []
 func (cl *claim) fenceDeadLetters(ctx context.Context, msgs []*Message, rejected []error) error {
 	todo := false
 	for i, m := range msgs {
-		todo = todo || rejected[i] != nil && !cl.deadLettered[m.Offset]
+		todo = todo || cl.letterDue(m, rejected[i])
 	}
 	if !todo {
 		return nil
@@ -230,7 +230,12 @@ func (cl *claim) apply(ctx context.Context, tx *gorm.DB, msgs []*Message, reject
 	if len(good) > 0 {
 		out, err := cl.call(ctx, tx, good)
 		if err != nil {
-			return nil, err
+			return nil, cl.c.retryByPolicy(err)
+		}
+		for _, r := range out {
+			if r != nil && cl.c.actionFor(r) == ActionRetry {
+				return nil, cl.c.retryByPolicy(r)
+			}
 		}
 		fresh := false
 		for k, r := range out {
@@ -320,7 +325,7 @@ func (cl *claim) writeDeadLetters(ctx context.Context, msgs []*Message, results 
 	var todo []*Message
 	var letters []DeadLetter
 	for i, m := range msgs {
-		if results[i] == nil || cl.deadLettered[m.Offset] {
+		if !cl.letterDue(m, results[i]) {
 			continue
 		}
 		todo = append(todo, m)
@@ -349,4 +354,31 @@ func (cl *claim) writeDeadLetters(ctx context.Context, msgs []*Message, results 
 	}
 	c.metrics.deadLetterWrites.Add(float64(n))
 	return err
+}
+
+// letterDue reports whether message m, with result r, needs a dead letter written: r is a
+// permanent error whose class the error policy does not skip, and no letter of m has been
+// acknowledged yet.
+func (cl *claim) letterDue(m *Message, r error) bool {
+	return r != nil && !cl.deadLettered[m.Offset] && cl.c.actionFor(r) != ActionSkip
+}
+
+// actionFor is the error policy's action for a permanent error: ActionDeadLetter unless
+// the policy names its class.
+func (c *Consumer) actionFor(err error) ErrorAction {
+	if a, ok := c.cfg.ErrorPolicy[ClassOf(err)]; ok {
+		return a
+	}
+	return ActionDeadLetter
+}
+
+// retryByPolicy turns a permanent error whose class the error policy retries into a
+// transient one of the same class (a new error: a wrapped PermanentError would still be
+// permanent), so the retry layer backs off and, after retry.maxAttempts, gives each message
+// its own last attempt.
+func (c *Consumer) retryByPolicy(err error) error {
+	if !IsPermanent(err) || c.actionFor(err) != ActionRetry {
+		return err
+	}
+	return Transient(ClassOf(err), fmt.Errorf("%s (retried: the error policy retries %s)", err.Error(), ClassOf(err)))
 }
