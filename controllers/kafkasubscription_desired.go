@@ -195,6 +195,13 @@ func ConsumerConfig(ksub *kafkasubv1alpha1.KafkaSubscription) (*consumer.Config,
 		c.SentryEnabled = true
 		c.SentryDSNFile = path.Join(SecretsDir, SecretFileSentryDSN)
 	}
+	if len(spec.ErrorPolicy) > 0 {
+		// The API's names and actions are the consumer's; TestErrorPolicyMatchesTheConsumer keeps them so.
+		c.ErrorPolicy = make(map[consumer.ErrorClass]consumer.ErrorAction, len(spec.ErrorPolicy))
+		for class, action := range spec.ErrorPolicy {
+			c.ErrorPolicy[consumer.ErrorClass(class)] = consumer.ErrorAction(action)
+		}
+	}
 	for _, s := range spec.Kafka.BootstrapServers {
 		c.Kafka.BootstrapServers = append(c.Kafka.BootstrapServers, string(s))
 	}

@@ -156,20 +156,36 @@ func TestConsumerConfig(t *testing.T) {
 			},
 		},
 		{
-			name:   "deadLetter.create reaches the consumer",
-			modify: func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.DeadLetter.Create = true },
+			name: "deadLetter.create and the error policy reach the consumer as they are",
+			modify: func(k *kafkasubv1alpha1.KafkaSubscription) {
+				k.Spec.DeadLetter.Create = true
+				k.Spec.Retry.MaxAttempts = 5
+				k.Spec.ErrorPolicy = kafkasubv1alpha1.ErrorPolicy{
+					"UnexpectedAttributes": kafkasubv1alpha1.ErrorActionSkip,
+					"DatabaseError":        kafkasubv1alpha1.ErrorActionRetry,
+					"RetriesExhausted":     kafkasubv1alpha1.ErrorActionDeadLetter,
+				}
+			},
 			check: func(t *testing.T, c *consumer.Config) {
 				if !c.DeadLetter.Create {
 					t.Error("deadLetter.create is false")
 				}
+				want := map[consumer.ErrorClass]consumer.ErrorAction{
+					consumer.ClassUnexpectedAttributes: consumer.ActionSkip,
+					consumer.ClassDatabaseError:        consumer.ActionRetry,
+					consumer.ClassRetriesExhausted:     consumer.ActionDeadLetter,
+				}
+				if !reflect.DeepEqual(c.ErrorPolicy, want) {
+					t.Errorf("errorPolicy = %v, want %v", c.ErrorPolicy, want)
+				}
 			},
 		},
 		{
-			name:   "Without deadLetter.create the consumer leaves the topic alone",
+			name:   "Without an error policy or deadLetter.create the consumer gets neither",
 			modify: func(*kafkasubv1alpha1.KafkaSubscription) {},
 			check: func(t *testing.T, c *consumer.Config) {
-				if c.DeadLetter.Create {
-					t.Errorf("deadLetter = %+v, want no create", c.DeadLetter)
+				if c.DeadLetter.Create || c.ErrorPolicy != nil {
+					t.Errorf("deadLetter = %+v, errorPolicy = %v, want no create and no policy", c.DeadLetter, c.ErrorPolicy)
 				}
 			},
 		},
@@ -226,6 +242,12 @@ func TestConsumerConfigRejectsWhatTheConsumerWould(t *testing.T) {
 		{"An unknown driver is rejected", func(k *kafkasubv1alpha1.KafkaSubscription) {
 			k.Spec.Database.Driver = "oracle"
 		}, "database.driver"},
+		{"Retrying a class with max attempts 0 is rejected", func(k *kafkasubv1alpha1.KafkaSubscription) {
+			k.Spec.ErrorPolicy = kafkasubv1alpha1.ErrorPolicy{"ValidationFailed": kafkasubv1alpha1.ErrorActionRetry}
+		}, "errorPolicy.ValidationFailed"},
+		{"A policy for a transient class is rejected", func(k *kafkasubv1alpha1.KafkaSubscription) {
+			k.Spec.ErrorPolicy = kafkasubv1alpha1.ErrorPolicy{"Unclassified": kafkasubv1alpha1.ErrorActionSkip}
+		}, "errorPolicy.Unclassified"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -407,18 +429,27 @@ func TestBuildDesiredChildren(t *testing.T) {
 	}
 }
 
-// TestConfigMapDeadLetterCreate reads the consumer's config back from the ConfigMap, as the
+// TestConfigMapErrorHandling reads the consumer's config back from the ConfigMap, as the
 // consumer will, and validates it with the secret values the pod would read.
-func TestConfigMapDeadLetterCreate(t *testing.T) {
+func TestConfigMapErrorHandling(t *testing.T) {
 	cases := []struct {
 		name       string
 		modify     func(*kafkasubv1alpha1.KafkaSubscription)
 		wantCreate bool
+		wantPolicy map[consumer.ErrorClass]consumer.ErrorAction
 	}{
-		{"A subscription without deadLetter.create leaves the topic alone", func(*kafkasubv1alpha1.KafkaSubscription) {}, false},
+		{"A subscription without either leaves the topic alone and dead-letters every permanent class", func(*kafkasubv1alpha1.KafkaSubscription) {}, false, nil},
 		{"deadLetter.create asks the consumer to create the topic", func(k *kafkasubv1alpha1.KafkaSubscription) {
 			k.Spec.DeadLetter.Create = true
-		}, true},
+		}, true, nil},
+		{"A policy that skips one class and dead-letters another is rendered as it is", func(k *kafkasubv1alpha1.KafkaSubscription) {
+			k.Spec.ErrorPolicy = kafkasubv1alpha1.ErrorPolicy{"UnexpectedAttributes": "skip", "RetriesExhausted": "deadLetter"}
+		}, false, map[consumer.ErrorClass]consumer.ErrorAction{consumer.ClassUnexpectedAttributes: consumer.ActionSkip, consumer.ClassRetriesExhausted: consumer.ActionDeadLetter}},
+		{"A policy that retries a handler's own class with max attempts is rendered as it is", func(k *kafkasubv1alpha1.KafkaSubscription) {
+			k.Spec.DeadLetter.Create = true
+			k.Spec.Retry.MaxAttempts = 3
+			k.Spec.ErrorPolicy = kafkasubv1alpha1.ErrorPolicy{"OrderLocked": "retry", "DatabaseError": "retry", "HandlerPanic": "skip"}
+		}, true, map[consumer.ErrorClass]consumer.ErrorAction{"OrderLocked": consumer.ActionRetry, consumer.ClassDatabaseError: consumer.ActionRetry, consumer.ClassHandlerPanic: consumer.ActionSkip}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -432,6 +463,9 @@ func TestConfigMapDeadLetterCreate(t *testing.T) {
 			}
 			if c.DeadLetter.Create != tc.wantCreate {
 				t.Errorf("deadLetter.create = %t, want %t\n%s", c.DeadLetter.Create, tc.wantCreate, data)
+			}
+			if !reflect.DeepEqual(c.ErrorPolicy, tc.wantPolicy) {
+				t.Errorf("errorPolicy = %v, want %v\n%s", c.ErrorPolicy, tc.wantPolicy, data)
 			}
 			c.DatabaseDSN, c.SASLUsername, c.SASLPassword, c.SentryDSN = "postgres://db", "user", "password", "https://sentry"
 			if err := c.Validate(); err != nil {
@@ -450,6 +484,9 @@ func TestConfigHash(t *testing.T) {
 		{"Changing the topic changes the hash", func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.Kafka.Topic = "other" }, true},
 		{"Changing the retry policy changes the hash", func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.Retry.MaxAttempts = 3 }, true},
 		{"Creating the dead-letter topic changes the hash", func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.DeadLetter.Create = true }, true},
+		{"Changing the error policy changes the hash", func(k *kafkasubv1alpha1.KafkaSubscription) {
+			k.Spec.ErrorPolicy = kafkasubv1alpha1.ErrorPolicy{"UnexpectedAttributes": kafkasubv1alpha1.ErrorActionSkip}
+		}, true},
 		{"Changing only the replicas keeps the hash", func(k *kafkasubv1alpha1.KafkaSubscription) { k.Spec.Replicas = ptr.To[int32](5) }, false},
 		{"Changing only a pod label keeps the hash", func(k *kafkasubv1alpha1.KafkaSubscription) {
 			k.Spec.Template.Labels = map[string]string{"a": "b"}

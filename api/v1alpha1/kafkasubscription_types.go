@@ -213,6 +213,43 @@ type DeadLetter struct {
 	Create bool `json:"create,omitempty"`
 }
 
+// ErrorAction is what the consumer does with a message whose error has a given class.
+// +kubebuilder:validation:Enum=deadLetter;retry;skip
+type ErrorAction string
+
+// Error actions.
+const (
+	// ErrorActionDeadLetter writes the message to the dead-letter topic and commits it; the default for permanent classes.
+	ErrorActionDeadLetter ErrorAction = "deadLetter"
+	// ErrorActionRetry retries the message with the subscription's backoff up to retry.maxAttempts; then it fails with class RetriesExhausted.
+	ErrorActionRetry ErrorAction = "retry"
+	// ErrorActionSkip commits the message without a dead letter; it is counted, and an event and a log line say so.
+	ErrorActionSkip ErrorAction = "skip"
+)
+
+// What the API accepts in spec.errorPolicy; the markers on KafkaSubscriptionSpec and ErrorPolicy spell the same, and a test in controllers keeps them in step with the consumer's.
+const (
+	// ErrorClassPattern is the regular expression an error class name matches, e.g. InvalidPayload or a handler's own OrderLocked.
+	ErrorClassPattern = `^[A-Za-z][A-Za-z0-9]{0,62}$`
+	// ErrorPolicyMaxClasses is the most classes one policy names.
+	ErrorPolicyMaxClasses = 32
+	// ErrorClassRetriesExhausted is the class of a message whose transient error outlasted retry.maxAttempts; it cannot be retried again.
+	ErrorClassRetriesExhausted = "RetriesExhausted"
+)
+
+// ErrorActions lists the actions an error policy may name, as the enum of ErrorAction does.
+var ErrorActions = []ErrorAction{ErrorActionDeadLetter, ErrorActionRetry, ErrorActionSkip}
+
+// TransientErrorClasses are the classes the consumer always retries; an error policy cannot name them.
+var TransientErrorClasses = []string{"DatabaseUnavailable", "DeadLetterUnavailable", "Unclassified"}
+
+// ErrorPolicy maps an error class to what the consumer does with a message that fails with it: the runtime's permanent classes InvalidPayload, UnexpectedAttributes, ValidationFailed, DatabaseError, HandlerPanic and RetriesExhausted, or a handler's own. A permanent class the policy does not name is dead-lettered.
+// +kubebuilder:validation:MaxProperties=32
+// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^[A-Za-z][A-Za-z0-9]{0,62}$'))",messageExpression="'errorPolicy class names are 1 to 63 letters and digits starting with a letter, e.g. InvalidPayload; not ' + self.filter(k, !k.matches('^[A-Za-z][A-Za-z0-9]{0,62}$'))[0]"
+// +kubebuilder:validation:XValidation:rule="!self.exists(k, k in ['DatabaseUnavailable', 'DeadLetterUnavailable', 'Unclassified'])",messageExpression="'errorPolicy cannot name ' + self.filter(k, k in ['DatabaseUnavailable', 'DeadLetterUnavailable', 'Unclassified'])[0] + ': it is transient, and transient classes are always retried'"
+// +kubebuilder:validation:XValidation:rule="!('RetriesExhausted' in self) || self['RetriesExhausted'] != 'retry'",fieldPath="['RetriesExhausted']",message="errorPolicy.RetriesExhausted cannot be retry: the message has already run out of retries; use deadLetter or skip"
+type ErrorPolicy map[string]ErrorAction
+
 // RetryPolicy bounds the exponential backoff for transient errors such as an unreachable database. While a message is retried its partition is paused and its offset is not committed.
 // +kubebuilder:validation:XValidation:rule="!has(self.initialBackoff) || !has(self.maxBackoff) || !self.initialBackoff.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || !self.maxBackoff.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.initialBackoff) <= duration(self.maxBackoff)",fieldPath=".initialBackoff",messageExpression="'retry.initialBackoff ' + self.initialBackoff + ' must not be longer than retry.maxBackoff ' + self.maxBackoff"
 type RetryPolicy struct {
@@ -320,6 +357,7 @@ type ConsumerTemplate struct {
 // KafkaSubscriptionSpec declares one Kafka consumer: what it reads, what it runs, where it writes and where failures go.
 // +kubebuilder:validation:XValidation:rule="self.deadLetter.topic != self.kafka.topic",fieldPath=".deadLetter.topic",messageExpression="'deadLetter.topic must differ from kafka.topic, both are ' + self.kafka.topic + ': dead-lettering into the source topic would consume the failed messages again'"
 // +kubebuilder:validation:XValidation:rule="self.database.driver != 'sqlite' || !has(self.replicas) || self.replicas <= 1",fieldPath=".replicas",message="database.driver sqlite allows at most one replica: a SQLite database cannot be shared between pods"
+// +kubebuilder:validation:XValidation:rule="!has(self.errorPolicy) || !self.errorPolicy.exists(k, self.errorPolicy[k] == 'retry') || (has(self.retry) && has(self.retry.maxAttempts) && self.retry.maxAttempts > 0)",fieldPath=".errorPolicy",messageExpression="'errorPolicy retries ' + self.errorPolicy.filter(k, self.errorPolicy[k] == 'retry')[0] + ' with retry.maxAttempts 0: that would retry a message that can never succeed forever, blocking its partition; set retry.maxAttempts'"
 type KafkaSubscriptionSpec struct {
 	// handler is the name of the message handler to run, as the consumer image registers it, e.g. inventory.product-updates: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit. A consumer whose image lacks it exits, and Degraded turns True with reason HandlerNotRegistered.
 	// +required
@@ -334,6 +372,9 @@ type KafkaSubscriptionSpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Retry RetryPolicy `json:"retry,omitempty"`
+	// errorPolicy says per error class what happens to a message that fails with it: deadLetter (the default for permanent classes), retry (with the subscription's backoff up to retry.maxAttempts, which must then be set; then the class is RetriesExhausted) or skip (committed without a dead letter, counted, with an event and a log line). The transient classes DatabaseUnavailable, DeadLetterUnavailable and Unclassified are always retried and cannot be named.
+	// +optional
+	ErrorPolicy ErrorPolicy `json:"errorPolicy,omitempty"`
 	// database is where the handler writes.
 	// +required
 	Database Database `json:"database"`

@@ -416,6 +416,47 @@ func TestValidationRules(t *testing.T) {
 		{"A dead-letter topic the consumer creates is accepted", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, true, spec("deadLetter", "create")...)
 		}, ""},
+		{"An error policy that skips, dead-letters and retries with max attempts is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, int64(5), spec("retry", "maxAttempts")...)
+			set(t, u, map[string]any{
+				"UnexpectedAttributes": "skip", "InvalidPayload": "deadLetter", "DatabaseError": "retry",
+				"OrderLocked": "retry", "RetriesExhausted": "deadLetter",
+			}, spec("errorPolicy")...)
+		}, ""},
+		{"An error policy without retry is accepted with max attempts 0", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"UnexpectedAttributes": "skip", "RetriesExhausted": "skip"}, spec("errorPolicy")...)
+		}, ""},
+		{"An unknown error action is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"InvalidPayload": "drop"}, spec("errorPolicy")...)
+		}, `spec.errorPolicy.InvalidPayload: Unsupported value: "drop": supported values: "deadLetter", "retry", "skip"`},
+		{"A policy for a transient class is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"DatabaseUnavailable": "skip", "InvalidPayload": "skip"}, spec("errorPolicy")...)
+		}, "spec.errorPolicy: Invalid value: errorPolicy cannot name DatabaseUnavailable: it is transient, and transient classes are always retried"},
+		{"Retrying RetriesExhausted is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, int64(3), spec("retry", "maxAttempts")...)
+			set(t, u, map[string]any{"RetriesExhausted": "retry"}, spec("errorPolicy")...)
+		}, "spec.errorPolicy.[RetriesExhausted]: Invalid value: errorPolicy.RetriesExhausted cannot be retry: the message has already run out of retries"},
+		{"Retrying with max attempts 0 is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, int64(0), spec("retry", "maxAttempts")...)
+			set(t, u, map[string]any{"ValidationFailed": "retry", "InvalidPayload": "skip"}, spec("errorPolicy")...)
+		}, "spec.errorPolicy: Invalid value: errorPolicy retries ValidationFailed with retry.maxAttempts 0: that would retry a message that can never succeed forever, blocking its partition; set retry.maxAttempts"},
+		{"Retrying with max attempts unset is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(u.Object, spec("retry")...)
+			set(t, u, map[string]any{"OrderLocked": "retry"}, spec("errorPolicy")...)
+		}, "errorPolicy retries OrderLocked with retry.maxAttempts 0"},
+		{"An error class that is not a name is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"invalid-payload": "skip"}, spec("errorPolicy")...)
+		}, "errorPolicy class names are 1 to 63 letters and digits starting with a letter, e.g. InvalidPayload; not invalid-payload"},
+		{"An error class of 64 characters is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, map[string]any{"C" + strings.Repeat("x", 63): "skip"}, spec("errorPolicy")...)
+		}, "errorPolicy class names are 1 to 63 letters and digits"},
+		{"An error policy of 33 classes is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			p := map[string]any{}
+			for i := range 33 {
+				p[fmt.Sprintf("Class%d", i)] = "skip"
+			}
+			set(t, u, p, spec("errorPolicy")...)
+		}, "spec.errorPolicy: Too many: 33: must have at most 32 items"},
 		{"A name longer than 54 characters is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			u.SetName(strings.Repeat("n", 55))
 		}, "metadata.name must be at most 54 characters"},
@@ -471,6 +512,55 @@ func TestHandlerNamePatternMatchesTheCRD(t *testing.T) {
 	}
 	if !slices.Contains(rules, want) {
 		t.Errorf("spec.handler rules %q, want %q: keep the marker of Handler and HandlerNamePattern in step and run make manifests", rules, want)
+	}
+}
+
+// TestErrorPolicyConstantsMatchTheCRD keeps ErrorActions, ErrorClassPattern,
+// ErrorPolicyMaxClasses, TransientErrorClasses and ErrorClassRetriesExhausted, which a test
+// in controllers compares with the consumer's, in step with the markers the API server enforces.
+func TestErrorPolicyConstantsMatchTheCRD(t *testing.T) {
+	data, err := os.ReadFile(crdFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := yaml.UnmarshalStrict(data, crd); err != nil {
+		t.Fatal(err)
+	}
+	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
+	prop := spec.Properties["errorPolicy"]
+	if prop.MaxProperties == nil || *prop.MaxProperties != kafkasubv1alpha1.ErrorPolicyMaxClasses {
+		t.Errorf("spec.errorPolicy maxProperties = %v, want ErrorPolicyMaxClasses %d", prop.MaxProperties, kafkasubv1alpha1.ErrorPolicyMaxClasses)
+	}
+	var enum []string
+	if ap := prop.AdditionalProperties; ap != nil && ap.Schema != nil {
+		for _, v := range ap.Schema.Enum {
+			enum = append(enum, strings.Trim(string(v.Raw), `"`))
+		}
+	}
+	var actions []string
+	for _, a := range kafkasubv1alpha1.ErrorActions {
+		actions = append(actions, string(a))
+	}
+	if !reflect.DeepEqual(enum, actions) {
+		t.Errorf("spec.errorPolicy actions %v, want ErrorActions %v", enum, actions)
+	}
+	var rules []string
+	for _, v := range prop.XValidations {
+		rules = append(rules, v.Rule)
+	}
+	for _, v := range spec.XValidations {
+		rules = append(rules, v.Rule)
+	}
+	all := strings.Join(rules, "\n")
+	want := []string{"k.matches('" + kafkasubv1alpha1.ErrorClassPattern + "')", "'" + kafkasubv1alpha1.ErrorClassRetriesExhausted + "' in self"}
+	for _, c := range kafkasubv1alpha1.TransientErrorClasses {
+		want = append(want, "'"+c+"'")
+	}
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("no error policy rule contains %s: keep the markers of ErrorPolicy in step with the constants and run make manifests\n%s", w, all)
+		}
 	}
 }
 
