@@ -32,5 +32,9 @@ limitations under the License.
 //
 // Every child and every consumer pod carries StandardLabels; the Deployment selects
 // SelectorLabels. BuildDesired builds all of them from the subscription alone, and
-// ComputeStatus turns what a reconcile observed into the status, both pure functions.
+// ComputeStatus turns what a reconcile observed into the status, both pure functions. A
+// ConsumerPoller asks the running consumer pods for their status (consumer.StatusPath on
+// the port HealthPortName) in the background; SummarizeConsumers turns the answers into
+// status.lag, status.deadLetters, status.lastError and the conditions DatabaseReady and
+// ConsumersJoined.
 package controllers

@@ -23,11 +23,11 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,6 +43,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	kafkasubv1alpha1 "github.com/kafkasub/kafkasub/api/v1alpha1"
 )
@@ -96,6 +97,9 @@ type KafkaSubscriptionReconciler struct {
 	Recorder recorder.EventRecorder
 	// Options are the manager-wide builder inputs (the default consumer image).
 	Options BuildOptions
+	// Consumers polls the consumer pods' status endpoints; nil leaves the consumer fields
+	// of the status alone.
+	Consumers *ConsumerPoller
 
 	// statusWrites remembers, by subscription, the last status written and the
 	// resourceVersion it was written over, so that a reconcile reading the subscription
@@ -131,13 +135,16 @@ type statusWrite struct {
 // Reconcile brings the children of one KafkaSubscription to their desired state and
 // writes its status once, in a deferred step, only when it changed. A child is applied
 // only when its desired state differs from the live one in the cache.
-func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ reconcile.Result, retErr error) {
+func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, retErr error) {
 	logger := log.FromContext(ctx)
 
 	ksub := &kafkasubv1alpha1.KafkaSubscription{}
 	if err := r.Get(ctx, req.NamespacedName, ksub); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.statusWrites.Delete(req.NamespacedName)
+			if r.Consumers != nil {
+				r.Consumers.Forget(req.NamespacedName)
+			}
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
@@ -149,14 +156,22 @@ func (r *KafkaSubscriptionReconciler) Reconcile(ctx context.Context, req reconci
 	ctx = log.IntoContext(ctx, logger)
 
 	var obs Observation
+	var pollAgain time.Duration
 	defer func() {
 		if err := r.writeStatus(ctx, ksub, obs); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
+		if retErr == nil && res.RequeueAfter == 0 {
+			res.RequeueAfter = pollAgain // the next poll of the consumer pods
+		}
 	}()
 
-	if err := r.observePods(ctx, ksub, &obs); err != nil {
+	pods, err := r.observePods(ctx, ksub, &obs)
+	if err != nil {
 		return reconcile.Result{}, err
+	}
+	if r.Consumers != nil {
+		obs.Consumers, pollAgain = r.Consumers.Observe(ctx, req.NamespacedName, pods)
 	}
 
 	desired, err := BuildDesired(ksub, r.Options)
@@ -393,32 +408,32 @@ func (r *KafkaSubscriptionReconciler) deleteStalePDB(ctx context.Context, ksub *
 	return nil
 }
 
-// observePods records what the subscription's consumer pods report: a Secret or key their
+// observePods returns the subscription's consumer pods and records what the subscription's consumer pods report: a Secret or key their
 // kubelet could not find, from the container statuses (CreateContainerConfigError) and the
 // FailedMount events of pods that have not started; and a consumer container that cannot
 // run, from its termination state.
-func (r *KafkaSubscriptionReconciler) observePods(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription, obs *Observation) error {
+func (r *KafkaSubscriptionReconciler) observePods(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription, obs *Observation) ([]corev1.Pod, error) {
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(ksub.Namespace), client.MatchingLabels{LabelSubscription: ksub.Name}); err != nil {
-		return fmt.Errorf("list consumer pods: %w", err)
+		return nil, fmt.Errorf("list consumer pods: %w", err)
 	}
 	if len(pods.Items) == 0 {
-		return nil
+		return nil, nil
 	}
 	obs.ConsumerFailure = ConsumerFailureOf(pods.Items)
 	events := &corev1.EventList{}
 	if err := r.List(ctx, events, client.InNamespace(ksub.Namespace)); err != nil {
-		return fmt.Errorf("list FailedMount events: %w", err)
+		return nil, fmt.Errorf("list FailedMount events: %w", err)
 	}
 	obs.MissingSecrets = SecretProblems(ksub, pods.Items, events.Items)
-	return nil
+	return pods.Items, nil
 }
 
 // writeStatus computes the status and writes it only when it changed, with an event when
 // a Secret goes missing or comes back.
 func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kafkasubv1alpha1.KafkaSubscription, obs Observation) error {
 	status := ComputeStatus(ksub, obs)
-	if equality.Semantic.DeepEqual(ksub.Status, status) {
+	if !StatusWriteDue(ksub.Status, status) {
 		return nil
 	}
 	raw, err := json.Marshal(status)
@@ -506,7 +521,7 @@ func (r *KafkaSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return !ok1 || !ok2 || podReportedState(oldPod) != podReportedState(newPod)
 	}}
 
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&kafkasubv1alpha1.KafkaSubscription{}).
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.ConfigMap{}).
@@ -514,6 +529,10 @@ func (r *KafkaSubscriptionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&policyv1.PodDisruptionBudget{}).
 		Watches(&corev1.Pod{}, podToSubscription, builder.WithPredicates(podChanged)).
 		Watches(&corev1.Event{}, eventToSubscription).
-		Named(ControllerName).
-		Complete(r)
+		Named(ControllerName)
+	if r.Consumers != nil {
+		// A finished poll of the consumer pods' status.
+		b = b.WatchesRawSource(source.Channel(r.Consumers.Done, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(r)
 }

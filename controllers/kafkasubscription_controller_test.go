@@ -239,7 +239,7 @@ var _ = Describe("KafkaSubscription controller", func() {
 		}).Should(Succeed())
 	})
 
-	It("reads well in kubectl get ksub: topic, dead-letter topic, ready, replicas, age", func() {
+	It("reads well in kubectl get ksub: topic, dead-letter topic, ready, replicas, lag, age", func() {
 		createSecret("shop-db", map[string]string{"dsn": dsnValue})
 		Expect(k8sClient.Create(ctx, newSubscription("inventory"))).To(Succeed())
 		By("showing 0, not nothing, in READY-REPLICAS (-o wide) before any pod is ready")
@@ -266,7 +266,7 @@ var _ = Describe("KafkaSubscription controller", func() {
 				columns = append(columns, strings.ToUpper(c.Name))
 			}
 		}
-		Expect(columns).To(Equal([]string{"NAME", "TOPIC", "DEAD-LETTER", "READY", "REPLICAS", "AGE"}))
+		Expect(columns).To(Equal([]string{"NAME", "TOPIC", "DEAD-LETTER", "READY", "REPLICAS", "LAG", "AGE"}))
 		Expect(table.Rows).To(HaveLen(1))
 		Expect(table.Rows[0].Cells[:5]).To(Equal([]any{
 			"inventory", "inventory_management_product_updates", "inventory_management_product_updates.dlq", "True", float64(2),

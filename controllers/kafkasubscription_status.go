@@ -25,6 +25,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -50,6 +51,9 @@ type Observation struct {
 	// Complete is true when every child was applied: the status then describes the
 	// subscription's current generation.
 	Complete bool
+	// Consumers is what the consumer pods reported at their status endpoints; nil when no
+	// poll has finished yet, which leaves the consumer fields of the status as they are.
+	Consumers *ConsumersSummary
 }
 
 // ComputeStatus returns the subscription's new status from its current status and what a
@@ -73,6 +77,8 @@ func ComputeStatus(ksub *kafkasubv1alpha1.KafkaSubscription, obs Observation) ka
 		st.Replicas = d.Status.Replicas
 		st.ReadyReplicas = d.Status.ReadyReplicas
 	}
+
+	setConsumerStatus(&st, obs.Consumers, set)
 
 	// Degraded: the first of what needs a person, in order of how much it blocks.
 	switch {
@@ -132,6 +138,69 @@ func ComputeStatus(ksub *kafkasubv1alpha1.KafkaSubscription, obs Observation) ka
 		set(kafkasubv1alpha1.ConditionProgressing, metav1.ConditionFalse, kafkasubv1alpha1.ReasonDeploymentAvailable, msg)
 	}
 	return st
+}
+
+// Most pods a consumer condition's message names.
+const maxPodsNamed = 5
+
+// setConsumerStatus sets lag, dead letters, the last error and the conditions DatabaseReady
+// and ConsumersJoined from what the consumer pods reported. With no answer the numbers stay
+// as last reported; the last error and the time of the last dead letter stay until a newer
+// one, as a replaced pod forgets them.
+func setConsumerStatus(st *kafkasubv1alpha1.KafkaSubscriptionStatus, c *ConsumersSummary, set func(t string, s metav1.ConditionStatus, reason, msg string)) {
+	if c == nil {
+		return
+	}
+	switch {
+	case c.Running == 0:
+		set(kafkasubv1alpha1.ConditionConsumersJoined, metav1.ConditionFalse, kafkasubv1alpha1.ReasonNoConsumers, "No consumer pod runs")
+		set(kafkasubv1alpha1.ConditionDatabaseReady, metav1.ConditionUnknown, kafkasubv1alpha1.ReasonNoConsumers, "No consumer pod runs")
+		return
+	case c.Answered == 0:
+		msg := fmt.Sprintf("None of the %d running consumer pods answered at %s", c.Running, consumer.StatusPath)
+		set(kafkasubv1alpha1.ConditionConsumersJoined, metav1.ConditionUnknown, kafkasubv1alpha1.ReasonStatusUnreachable, msg)
+		set(kafkasubv1alpha1.ConditionDatabaseReady, metav1.ConditionUnknown, kafkasubv1alpha1.ReasonStatusUnreachable, msg)
+		return
+	}
+	st.Lag = c.Lag
+	dl := c.DeadLetters.DeepCopy()
+	if old := st.DeadLetters; old != nil && old.LastTime != nil && (dl.LastTime == nil || old.LastTime.After(dl.LastTime.Time)) {
+		dl.LastTime = old.LastTime.DeepCopy()
+	}
+	st.DeadLetters = dl
+	if e := c.LastError; e != nil && (st.LastError == nil || e.Time.After(st.LastError.Time.Time)) {
+		st.LastError = e.DeepCopy()
+	}
+
+	if len(c.DatabaseDown) > 0 {
+		set(kafkasubv1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, kafkasubv1alpha1.ReasonDatabaseUnreachable,
+			fmt.Sprintf("The database did not answer the last ping of consumer pods %s", namePods(c.DatabaseDown)))
+	} else {
+		set(kafkasubv1alpha1.ConditionDatabaseReady, metav1.ConditionTrue, kafkasubv1alpha1.ReasonDatabaseAnswers,
+			"The database answers every consumer pod that reported")
+	}
+	if len(c.NotJoined) > 0 {
+		set(kafkasubv1alpha1.ConditionConsumersJoined, metav1.ConditionFalse, kafkasubv1alpha1.ReasonNotJoined,
+			fmt.Sprintf("Consumer pods %s are not members of the group's current session", namePods(c.NotJoined)))
+	} else {
+		set(kafkasubv1alpha1.ConditionConsumersJoined, metav1.ConditionTrue, kafkasubv1alpha1.ReasonJoined,
+			"Every consumer pod that reported is a member of the consumer group")
+	}
+}
+
+// namePods lists up to maxPodsNamed pods and how many more there are.
+func namePods(pods []string) string {
+	if len(pods) <= maxPodsNamed {
+		return strings.Join(pods, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(pods[:maxPodsNamed], ", "), len(pods)-maxPodsNamed)
+}
+
+// StatusWriteDue reports whether status next differs from status current in anything
+// that a write should carry. Lags are rounded before they reach the status (RoundLag), so
+// an idle subscription's status does not change from poll to poll.
+func StatusWriteDue(current, next kafkasubv1alpha1.KafkaSubscriptionStatus) bool {
+	return !equality.Semantic.DeepEqual(current, next)
 }
 
 // reportsConsumerFailure reports whether Degraded shows f: always when its container is
@@ -386,11 +455,12 @@ func podStarted(p *corev1.Pod) bool {
 }
 
 // podReportedState is the part of a pod's status the status computation reads (what
-// SecretProblems and ConsumerFailureOf see): a pod update that does not change it needs
-// no reconcile, so a restart that only counts up is not one.
+// SecretProblems and ConsumerFailureOf see, and the phase and IP the poller asks at): a
+// pod update that does not change it needs no reconcile, so a restart that only counts up
+// is not one.
 func podReportedState(p *corev1.Pod) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%t|%t", podStarted(p), p.DeletionTimestamp != nil)
+	fmt.Fprintf(&b, "%t|%t|%s|%s", podStarted(p), p.DeletionTimestamp != nil, p.Status.Phase, p.Status.PodIP)
 	for _, cs := range p.Status.ContainerStatuses {
 		if w := cs.State.Waiting; w != nil && w.Reason == reasonCreateContainerConfigError {
 			fmt.Fprintf(&b, "|%s|%s", cs.Name, w.Message)

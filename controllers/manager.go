@@ -23,6 +23,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
@@ -61,6 +62,7 @@ const (
 	FlagKubeAPIQPS              = "kube-api-qps"
 	FlagKubeAPIBurst            = "kube-api-burst"
 	FlagPprofAddr               = "pprof-addr"
+	FlagStatusPollInterval      = "status-poll-interval"
 )
 
 // EnvConsumerImage sets the default of --consumer-image, so a Deployment can pass the
@@ -113,6 +115,9 @@ type ManagerOptions struct {
 	// PprofAddr serves Go profiles (net/http/pprof) when set; a port without a host binds
 	// loopback only (consumer.PprofAddr).
 	PprofAddr string
+	// StatusPollInterval is how often the operator asks a subscription's running consumer
+	// pods for their status (consumer.StatusPath) at most.
+	StatusPollInterval time.Duration
 	// SkipNameValidation allows more than one manager in a process (tests).
 	SkipNameValidation bool
 }
@@ -131,6 +136,7 @@ func DefaultManagerOptions() ManagerOptions {
 		MaxConcurrentReconciles: DefaultMaxConcurrentReconciles,
 		KubeAPIQPS:              DefaultKubeAPIQPS,
 		KubeAPIBurst:            DefaultKubeAPIBurst,
+		StatusPollInterval:      DefaultStatusPollInterval,
 	}
 }
 
@@ -203,9 +209,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, opts ManagerOptions) (ctr
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
 	r := &KafkaSubscriptionReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder(FieldManager),
-		Options:  BuildOptions{ConsumerImage: opts.ConsumerImage},
+		Client:    mgr.GetClient(),
+		Recorder:  mgr.GetEventRecorder(FieldManager),
+		Options:   BuildOptions{ConsumerImage: opts.ConsumerImage},
+		Consumers: NewConsumerPoller(opts.StatusPollInterval),
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up the KafkaSubscription controller: %w", err)
@@ -250,6 +257,9 @@ func NewManagerCommand() *cobra.Command {
 			if opts.MaxConcurrentReconciles < 1 {
 				return fmt.Errorf("--%s must be at least 1, got %d", FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles)
 			}
+			if opts.StatusPollInterval < time.Second {
+				return fmt.Errorf("--%s must be at least 1s, got %s", FlagStatusPollInterval, opts.StatusPollInterval)
+			}
 			if opts.PprofAddr != "" {
 				if _, err := consumer.PprofAddr(opts.PprofAddr); err != nil {
 					return err
@@ -279,6 +289,7 @@ func NewManagerCommand() *cobra.Command {
 	f.IntVar(&opts.MaxConcurrentReconciles, FlagMaxConcurrentReconciles, opts.MaxConcurrentReconciles, "subscriptions reconciled in parallel")
 	f.Float32Var(&opts.KubeAPIQPS, FlagKubeAPIQPS, opts.KubeAPIQPS, "requests per second to the API server (negative: no client-side limit)")
 	f.StringVar(&opts.PprofAddr, FlagPprofAddr, opts.PprofAddr, "serve Go profiles (net/http/pprof) at this address, e.g. :6060; off when empty; a port without a host binds loopback only")
+	f.DurationVar(&opts.StatusPollInterval, FlagStatusPollInterval, opts.StatusPollInterval, "least time between two polls of a subscription's consumer pods' status endpoints (lag, dead letters, last error, database, group)")
 	f.IntVar(&opts.KubeAPIBurst, FlagKubeAPIBurst, opts.KubeAPIBurst, "requests to the API server allowed in a burst above --"+FlagKubeAPIQPS)
 	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(goFlags)
@@ -299,8 +310,8 @@ func controllerConfig(opts ManagerOptions) config.Controller {
 	return c
 }
 
-// slimPod keeps of a consumer pod what the controller reads: its identity, labels and the
-// state of its containers.
+// slimPod keeps of a consumer pod what the controller reads: its identity, labels, the
+// state of its containers, and where its status endpoint is (phase, IP, container ports).
 func slimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -311,6 +322,10 @@ func slimPod(obj any) (any, error) {
 		Labels: p.Labels, DeletionTimestamp: p.DeletionTimestamp,
 	}}
 	slim.Status.Phase = p.Status.Phase
+	slim.Status.PodIP = p.Status.PodIP
+	for _, c := range p.Spec.Containers {
+		slim.Spec.Containers = append(slim.Spec.Containers, corev1.Container{Name: c.Name, Ports: c.Ports})
+	}
 	for _, cs := range p.Status.ContainerStatuses {
 		slim.Status.ContainerStatuses = append(slim.Status.ContainerStatuses, corev1.ContainerStatus{
 			Name: cs.Name, State: cs.State, LastTerminationState: cs.LastTerminationState, RestartCount: cs.RestartCount,

@@ -123,6 +123,7 @@ var _ = BeforeSuite(func() {
 	opts.HealthProbeBindAddress = "0"
 	opts.ConsumerImage = testConsumerImage
 	opts.SkipNameValidation = true
+	opts.StatusPollInterval = time.Second // the consumer status spec waits for polls
 	mgrCfg := rest.CopyConfig(cfg)
 	mgrCfg.Wrap(managerWrites.wrap)
 	mgr, err := NewManager(ctx, mgrCfg, opts)

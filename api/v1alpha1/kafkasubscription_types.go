@@ -403,6 +403,10 @@ const (
 	ConditionProgressing = "Progressing"
 	// ConditionDegraded is True when something needs a person: a missing Secret, a consumer that cannot run (its handler is not in the image, or it keeps crashing), a spec the operator cannot render, a failed apply or a stuck rollout.
 	ConditionDegraded = "Degraded"
+	// ConditionDatabaseReady is True when every consumer pod that answered at its status endpoint reached its database at its last ping.
+	ConditionDatabaseReady = "DatabaseReady"
+	// ConditionConsumersJoined is True when every consumer pod that answered at its status endpoint is a member of the consumer group's current session.
+	ConditionConsumersJoined = "ConsumersJoined"
 )
 
 // Condition reasons of a KafkaSubscription.
@@ -429,14 +433,81 @@ const (
 	ReasonApplyFailed = "ApplyFailed"
 	// ReasonAsExpected (Degraded=False): nothing needs attention.
 	ReasonAsExpected = "AsExpected"
+	// ReasonDatabaseAnswers (DatabaseReady=True): every consumer pod that answered reached its database.
+	ReasonDatabaseAnswers = "DatabaseAnswers"
+	// ReasonDatabaseUnreachable (DatabaseReady=False): a consumer pod reports that its database did not answer its last ping; the message names the pods.
+	ReasonDatabaseUnreachable = "DatabaseUnreachable"
+	// ReasonJoined (ConsumersJoined=True): every consumer pod that answered is a member of the group.
+	ReasonJoined = "Joined"
+	// ReasonNotJoined (ConsumersJoined=False): a consumer pod that answered is not a member of the group's current session (it starts, or the group rebalances); the message names the pods.
+	ReasonNotJoined = "NotJoined"
+	// ReasonNoConsumers (ConsumersJoined=False, DatabaseReady=Unknown): no consumer pod runs, e.g. while suspended.
+	ReasonNoConsumers = "NoConsumers"
+	// ReasonStatusUnreachable (ConsumersJoined=Unknown, DatabaseReady=Unknown): consumer pods run but none answered at its status endpoint.
+	ReasonStatusUnreachable = "StatusUnreachable"
 )
+
+// Limits of what the status repeats of the consumers' reports.
+const (
+	// MaxLagPartitions is the most partitions status.lag.partitions lists: those with the most lag.
+	MaxLagPartitions = 32
+	// MaxLastErrorMessage is the most of an error's text status.lastError.message holds, in bytes.
+	MaxLastErrorMessage = 512
+)
+
+// PartitionLag is the lag of one partition.
+type PartitionLag struct {
+	// partition is the partition number.
+	// +required
+	Partition int32 `json:"partition"`
+	// lag is how many messages of the partition the group has not committed yet, rounded to two significant digits.
+	// +required
+	Lag int64 `json:"lag"`
+}
+
+// ConsumerLag is how far the consumer group is behind the topic.
+type ConsumerLag struct {
+	// total is the sum of the assigned partitions' lags as the consumer pods report them, rounded to two significant digits (so a lag that moves a little causes no status write).
+	// +required
+	Total int64 `json:"total"`
+	// partitions are the partitions with the most lag, at most 32, most lag first.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=32
+	Partitions []PartitionLag `json:"partitions,omitempty"`
+}
+
+// DeadLetterCount is how many messages the consumer pods dead-lettered.
+type DeadLetterCount struct {
+	// count is the number of messages the running consumer pods wrote to the dead-letter topic since each started; it starts again from zero when a pod is replaced.
+	// +required
+	Count int64 `json:"count"`
+	// lastTime is when the last message was dead-lettered, as far as the operator saw.
+	// +optional
+	LastTime *metav1.Time `json:"lastTime,omitempty"`
+}
+
+// ConsumerError is the last error a consumer pod reported on a message.
+type ConsumerError struct {
+	// class is the error class, e.g. InvalidPayload, ValidationFailed or DatabaseUnavailable.
+	// +required
+	// +kubebuilder:validation:MaxLength=128
+	Class string `json:"class"`
+	// message is the error's text, cut to 512 bytes.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	Message string `json:"message,omitempty"`
+	// time is when the error occurred.
+	// +required
+	Time metav1.Time `json:"time"`
+}
 
 // KafkaSubscriptionStatus is what the operator observed.
 type KafkaSubscriptionStatus struct {
 	// observedGeneration is the spec generation the status describes; it is set after a complete reconcile.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions are Ready, Progressing and Degraded.
+	// conditions are Ready, Progressing and Degraded, and DatabaseReady and ConsumersJoined from the consumer pods' status endpoints.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -456,6 +527,15 @@ type KafkaSubscriptionStatus struct {
 	// consumerGroup is the Kafka consumer group in effect.
 	// +optional
 	ConsumerGroup string `json:"consumerGroup,omitempty"`
+	// lag is how far the consumer group is behind, as the consumer pods last reported it.
+	// +optional
+	Lag *ConsumerLag `json:"lag,omitempty"`
+	// deadLetters counts the messages the consumer pods dead-lettered.
+	// +optional
+	DeadLetters *DeadLetterCount `json:"deadLetters,omitempty"`
+	// lastError is the last error a consumer pod reported on a message; it stays after the pod is replaced.
+	// +optional
+	LastError *ConsumerError `json:"lastError,omitempty"`
 }
 
 // KafkaSubscription runs a Kafka consumer: it reads a topic with a consumer group, hands every message to a handler that writes to a database, and sends messages that cannot be processed to a dead-letter topic.
@@ -467,8 +547,10 @@ type KafkaSubscriptionStatus struct {
 // +kubebuilder:printcolumn:name="Dead-Letter",type=string,JSONPath=`.spec.deadLetter.topic`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.replicas`
+// +kubebuilder:printcolumn:name="Lag",type=integer,JSONPath=`.status.lag.total`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Ready-Replicas",type=integer,JSONPath=`.status.readyReplicas`,priority=1
+// +kubebuilder:printcolumn:name="Dead-Letters",type=integer,JSONPath=`.status.deadLetters.count`,priority=1
 // +kubebuilder:printcolumn:name="Handler",type=string,JSONPath=`.spec.handler`,priority=1
 // +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.status.consumerGroup`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1

@@ -601,15 +601,20 @@ func TestPrinterColumns(t *testing.T) {
 	if err := yaml.Unmarshal(data, crd); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	var names, wide []string
 	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
 		if c.Priority == 0 {
 			names = append(names, strings.ToUpper(c.Name))
+		} else {
+			wide = append(wide, strings.ToUpper(c.Name))
 		}
 	}
-	want := []string{"TOPIC", "DEAD-LETTER", "READY", "REPLICAS", "AGE"}
+	want := []string{"TOPIC", "DEAD-LETTER", "READY", "REPLICAS", "LAG", "AGE"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("columns %v, want %v", names, want)
+	}
+	if !slices.Contains(wide, "DEAD-LETTERS") {
+		t.Errorf("-o wide columns %v, want DEAD-LETTERS among them", wide)
 	}
 	if !slices.Contains(crd.Spec.Names.ShortNames, "ksub") || !slices.Contains(crd.Spec.Names.Categories, "kafka") {
 		t.Errorf("names = %+v, want short name ksub and category kafka", crd.Spec.Names)
