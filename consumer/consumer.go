@@ -281,7 +281,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 
 	stopSubs := c.subscribeBuiltins()
 	defer stopSubs()
-	defer c.monitor.Subscribe(c.status.observe, EventProcessed, EventDeadLettered, EventRetrying, EventErrorOccurred)()
+	defer c.monitor.Subscribe(c.status.observe, EventProcessed, EventDeadLettered, EventSkipped, EventRetrying, EventErrorOccurred)()
 
 	var servers []*http.Server
 	if !c.opts.noHTTP {

@@ -83,6 +83,11 @@ func TestTheErrorPolicyDecidesWhatAPermanentErrorDoes(t *testing.T) {
 			if got := storedOffset(t, db, cfg, 0); got != 1 {
 				t.Fatalf("stored offset %d, want 1 (both messages settled)", got)
 			}
+			if tc.want == consumer.EventSkipped {
+				if s, raw := getStatus(t, r.c); s.Messages.Skipped != 1 {
+					t.Fatalf("/status counts %d skipped, want 1: %s", s.Messages.Skipped, raw)
+				}
+			}
 		})
 	}
 }
