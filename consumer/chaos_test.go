@@ -306,7 +306,7 @@ func TestAFrozenMemberChangesNothingAfterItsPartitionsMoved(t *testing.T) {
 }
 
 // TestKillNineRepeatedlyAppliesEveryUpdateExactlyOnce kills a consumer process with
-// SIGKILL at random points of a mixed stream, restarting it each time: 10 times in 20,000
+// SIGKILL at random points of a mixed stream, restarting it each time: 10 times in 30,000
 // messages on kfake and SQLite, 20 times in 40,000 on Apache Kafka and PostgreSQL. A
 // trigger records every update of a products row: each valid message must be applied
 // exactly once (none twice, none lost), the last per product wins, and every invalid
@@ -325,7 +325,7 @@ func TestKillNineRepeatedlyAppliesEveryUpdateExactlyOnce(t *testing.T) {
 		}
 		t.Cleanup(c.Close)
 		killNine(t, c.ListenAddrs(), topic, dlq, consumer.DriverSQLite, consumertest.SQLiteDSN(t),
-			20000, 10, envConsumerSessionTimeout+"=1s")
+			30000, 10, envConsumerSessionTimeout+"=1s")
 	})
 	t.Run("Apache Kafka and PostgreSQL", func(t *testing.T) {
 		t.Parallel()
@@ -432,7 +432,9 @@ func killNine(t *testing.T, brokers []string, topic, dlq, driver, dsn string, me
 	rng := rand.New(rand.NewPCG(seed, seed))
 	var targets []int
 	for range kills {
-		targets = append(targets, len(valid)/20+rng.IntN(len(valid)*85/100))
+		// Between 5% and 75%: a restarted consumer catches up in bursts of thousands, and
+		// the last kill must still land before the stream ends.
+		targets = append(targets, len(valid)/20+rng.IntN(len(valid)*70/100))
 	}
 	slices.Sort(targets)
 	t.Logf("seed %d: kill -9 after about %v applications of %d", seed, targets, len(valid))
