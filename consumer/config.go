@@ -48,6 +48,9 @@ const (
 	DriverSQLite   = "sqlite"
 )
 
+// maxDatabaseConnections bounds database.maxConnections.
+const maxDatabaseConnections = 1000
+
 // SASL mechanisms.
 const (
 	SASLPlain       = "PLAIN"
@@ -171,6 +174,9 @@ type DatabaseConfig struct {
 	// OffsetTable is the runtime's table of applied offsets, created on start
 	// (default kafkasub_offsets).
 	OffsetTable string `json:"offsetTable,omitempty"`
+	// MaxConnections caps the connections to a PostgreSQL or MySQL database, kept open while
+	// in use (default DefaultMaxConnections). SQLite always has one.
+	MaxConnections int `json:"maxConnections,omitempty"`
 }
 
 // BatchConfig bounds how many consecutive messages of a partition are processed together.
@@ -284,6 +290,12 @@ func (c *Config) Validate() error {
 	case DriverPostgres, DriverMySQL, DriverSQLite:
 	default:
 		bad("database.driver", "%q must be %s, %s or %s", c.Database.Driver, DriverPostgres, DriverMySQL, DriverSQLite)
+	}
+	switch n := c.Database.MaxConnections; {
+	case n < 0 || n > maxDatabaseConnections:
+		bad("database.maxConnections", "must be between 1 and %d, got %d", maxDatabaseConnections, n)
+	case n > 1 && c.Database.Driver == DriverSQLite:
+		bad("database.maxConnections", "%d: SQLite has one connection, which the partitions share", n)
 	}
 	if c.DatabaseDSN == "" {
 		if c.Database.DSNFile != "" {

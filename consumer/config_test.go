@@ -41,6 +41,10 @@ func TestConfigValidate(t *testing.T) {
 		{"A maximum backoff below the initial one is refused", func(c *consumer.Config) { c.Retry.MaxBackoff.Duration = time.Millisecond }, "retry.maxBackoff"},
 		{"A negative attempt count is refused", func(c *consumer.Config) { c.Retry.MaxAttempts = -1 }, "retry.maxAttempts"},
 		{"An unknown driver is named", func(c *consumer.Config) { c.Database.Driver = "oracle" }, "database.driver"},
+		{"Too many database connections are refused", func(c *consumer.Config) { c.Database.MaxConnections = 5000 }, "database.maxConnections: must be between 1 and 1000"},
+		{"More than one SQLite connection is refused", func(c *consumer.Config) {
+			c.Database.Driver, c.Database.MaxConnections = consumer.DriverSQLite, 4
+		}, "database.maxConnections: 4: SQLite has one connection"},
 		{"A missing DSN names its variable", func(c *consumer.Config) { c.DatabaseDSN = "" }, consumer.EnvDatabaseDSN},
 		{"Sentry without a DSN names its variable", func(c *consumer.Config) { c.SentryEnabled = true }, consumer.EnvSentryDSN},
 		{"An unknown error action is named", func(c *consumer.Config) {

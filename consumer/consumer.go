@@ -348,7 +348,8 @@ func (c *Consumer) connect(ctx context.Context) error {
 	if c.opts.db != nil {
 		c.db = c.opts.db
 	} else {
-		db, err := OpenDatabase(c.cfg.Database.Driver, c.cfg.DatabaseDSN, c.opts.dbOptions...)
+		opts := append([]DatabaseOption{WithMaxConnections(c.cfg.Database.MaxConnections)}, c.opts.dbOptions...)
+		db, err := OpenDatabase(c.cfg.Database.Driver, c.cfg.DatabaseDSN, opts...)
 		if err != nil {
 			return err
 		}

@@ -34,7 +34,28 @@ var sqlDriverNames = map[string]string{
 type DatabaseOption func(*databaseOptions)
 
 type databaseOptions struct {
-	wrap func(driver.Connector) driver.Connector
+	wrap           func(driver.Connector) driver.Connector
+	maxConnections int
+}
+
+// Connection pool of a PostgreSQL or MySQL database (OpenDatabase).
+const (
+	// DefaultMaxConnections is how many connections a consumer opens to its database at
+	// most, unless database.maxConnections says otherwise: each partition it consumes runs
+	// one transaction at a time, and the offset reads and the health check need one now and
+	// then.
+	DefaultMaxConnections = 10
+	// connMaxIdleTime closes a connection unused this long (an idle consumer lets go).
+	connMaxIdleTime = 5 * time.Minute
+	// connMaxLifetime replaces a connection this old, so that a database's failover or a
+	// pooler's rebalancing reaches every consumer.
+	connMaxLifetime = 30 * time.Minute
+)
+
+// WithMaxConnections caps the connections to a PostgreSQL or MySQL database at n (default
+// DefaultMaxConnections); SQLite always has one.
+func WithMaxConnections(n int) DatabaseOption {
+	return func(o *databaseOptions) { o.maxConnections = n }
 }
 
 // WithConnector wraps the database/sql connector, e.g. with dbfault.Gate to make the
@@ -47,6 +68,11 @@ func WithConnector(wrap func(driver.Connector) driver.Connector) DatabaseOption 
 // of withSQLitePragmas that its DSN does not set, and a single connection that every
 // partition shares (one writer at a time is all SQLite allows; sharing one connection
 // queues the partitions' transactions instead of having them contend for the lock).
+// PostgreSQL and MySQL get a pool of up to DefaultMaxConnections (WithMaxConnections) that
+// keeps as many open while they are in use: database/sql keeps only two idle by default,
+// so a consumer of more partitions would close a connection after nearly every batch and
+// open a new one (a server process, authentication, TLS and the prepared statements again)
+// for the next.
 // OpenDatabase does not reach the database; use PingDatabase for that.
 func OpenDatabase(driverName, dsn string, opts ...DatabaseOption) (*gorm.DB, error) {
 	var o databaseOptions
@@ -77,6 +103,16 @@ func OpenDatabase(driverName, dsn string, opts ...DatabaseOption) (*gorm.DB, err
 	case DriverSQLite:
 		sqlDB.SetMaxOpenConns(1)
 		dialector = &sqlite.Dialector{Conn: sqlDB}
+	}
+	if driverName != DriverSQLite {
+		n := o.maxConnections
+		if n <= 0 {
+			n = DefaultMaxConnections
+		}
+		sqlDB.SetMaxOpenConns(n)
+		sqlDB.SetMaxIdleConns(n)
+		sqlDB.SetConnMaxIdleTime(connMaxIdleTime)
+		sqlDB.SetConnMaxLifetime(connMaxLifetime)
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Default.LogMode(logger.Silent),

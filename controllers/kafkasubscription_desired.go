@@ -185,10 +185,11 @@ func ConsumerConfig(ksub *kafkasubv1alpha1.KafkaSubscription) (*consumer.Config,
 		DeadLetter: consumer.DeadLetterConfig{Topic: string(spec.DeadLetter.Topic), Create: spec.DeadLetter.Create},
 		Retry:      consumer.RetryConfig{MaxAttempts: int(spec.Retry.MaxAttempts)},
 		Database: consumer.DatabaseConfig{
-			Driver:      string(spec.Database.Driver),
-			DSNFile:     path.Join(SecretsDir, SecretFileDatabaseDSN),
-			Migrate:     spec.Database.Migrate,
-			OffsetTable: spec.Database.OffsetTable,
+			Driver:         string(spec.Database.Driver),
+			DSNFile:        path.Join(SecretsDir, SecretFileDatabaseDSN),
+			Migrate:        spec.Database.Migrate,
+			OffsetTable:    spec.Database.OffsetTable,
+			MaxConnections: int(spec.Database.MaxConnections),
 		},
 	}
 	if er := spec.ErrorReporting; er != nil && er.Sentry != nil {

@@ -116,6 +116,7 @@ func TestConsumerConfig(t *testing.T) {
 				k.Spec.Retry.MaxAttempts = 7
 				k.Spec.Database.Migrate = true
 				k.Spec.Database.OffsetTable = "shop_offsets"
+				k.Spec.Database.MaxConnections = 4
 			},
 			check: func(t *testing.T, c *consumer.Config) {
 				if c.Handler != inventory.HandlerName || c.Kafka.Topic != "inventory_management_product_updates" ||
@@ -125,7 +126,7 @@ func TestConsumerConfig(t *testing.T) {
 				if c.Retry.MaxAttempts != 7 || c.Retry.InitialBackoff.Duration != time.Second || c.Retry.MaxBackoff.Duration != time.Minute {
 					t.Errorf("retry = %+v", c.Retry)
 				}
-				if c.Database.Driver != "postgres" || !c.Database.Migrate || c.Database.OffsetTable != "shop_offsets" {
+				if c.Database.Driver != "postgres" || !c.Database.Migrate || c.Database.OffsetTable != "shop_offsets" || c.Database.MaxConnections != 4 {
 					t.Errorf("database = %+v", c.Database)
 				}
 			},

@@ -275,6 +275,7 @@ type RetryPolicy struct {
 }
 
 // Database is where the handler writes.
+// +kubebuilder:validation:XValidation:rule="self.driver != 'sqlite' || !has(self.maxConnections) || self.maxConnections == 1",fieldPath=".maxConnections",message="database.maxConnections: SQLite has one connection, which the partitions share"
 type Database struct {
 	// driver is postgres, mysql or sqlite. A SQLite database lives in one pod, so sqlite allows at most one replica.
 	// +required
@@ -290,6 +291,11 @@ type Database struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",message="offsetTable must be a plain SQL identifier: letters, digits and '_', not starting with a digit"
 	OffsetTable string `json:"offsetTable,omitempty"`
+	// maxConnections caps the connections each consumer pod opens to a PostgreSQL or MySQL database; they stay open while in use. Each partition a pod consumes runs one transaction at a time, so more connections than its partitions buy nothing; replicas times maxConnections must fit the database's connection limit. 10 when unset; SQLite always has one.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxConnections int32 `json:"maxConnections,omitempty"`
 }
 
 // SentryReporting sends consumer errors to Sentry.

@@ -364,6 +364,17 @@ func TestValidationRules(t *testing.T) {
 		{"An offset table of letters, digits and '_' is accepted", func(t *testing.T, u *unstructured.Unstructured) {
 			set(t, u, "orders_kafka_offsets", spec("database", "offsetTable")...)
 		}, ""},
+		{"More database connections than the limit are rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, int64(5000), spec("database", "maxConnections")...)
+		}, "spec.database.maxConnections: Invalid value: 5000: spec.database.maxConnections in body should be less than or equal to 1000"},
+		{"SQLite with more than one connection is rejected", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, "sqlite", spec("database", "driver")...)
+			set(t, u, int64(1), spec("replicas")...)
+			set(t, u, int64(4), spec("database", "maxConnections")...)
+		}, "spec.database.maxConnections: Invalid value: database.maxConnections: SQLite has one connection"},
+		{"PostgreSQL with 40 connections is accepted", func(t *testing.T, u *unstructured.Unstructured) {
+			set(t, u, int64(40), spec("database", "maxConnections")...)
+		}, ""},
 		{"A database without a DSN Secret is rejected", func(t *testing.T, u *unstructured.Unstructured) {
 			unstructured.RemoveNestedField(u.Object, spec("database", "dsnSecretRef")...)
 		}, "spec.database.dsnSecretRef: Required value"},
