@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Prints a directory usable as KUBEBUILDER_ASSETS (kube-apiserver, etcd, and for the e2e
-# control plane kube-controller-manager and kube-scheduler) for the Kubernetes version that
-# matches k8s.io/api in go.mod.
+# control plane kube-controller-manager, kube-scheduler and kubectl) for the Kubernetes
+# version that matches k8s.io/api in go.mod.
 #
 # It first tries setup-envtest (needs the internet). Where that fails it builds the binaries
 # from the Go module proxy: a throwaway module that requires k8s.io/kubernetes vX.Y.Z with
 # every k8s.io staging module replaced by its v0.Y.Z release, and a second one for etcd.
 # The binaries are cached in ${XDG_CACHE_HOME:-$HOME/.cache}/kafkasub/envtest/<version>, so
-# fresh clones and CI reuse them. Safe to run twice (a finished cache is reused) and to
-# interrupt (the build happens in a temporary directory and is moved in at the end).
+# fresh clones and CI reuse them; a cache that lacks some (kubectl, added later) gets only
+# those built. Safe to run twice (a finished cache is reused) and to interrupt (the build
+# happens in a temporary directory and is moved in at the end).
 #
 # Progress goes to stderr; only the directory goes to stdout.
 set -euo pipefail
@@ -20,7 +21,7 @@ api_version=$(cd "$root" && go list -m -f '{{.Version}}' k8s.io/api)  # v0.37.2
 minor_patch=${api_version#v0.}                                         # 37.2
 k8s_version="1.${minor_patch}"                                         # 1.37.2
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kafkasub/envtest/${k8s_version}"
-bins=(kube-apiserver etcd kube-controller-manager kube-scheduler)
+bins=(kube-apiserver etcd kube-controller-manager kube-scheduler kubectl)
 SETUP_ENVTEST_VERSION=${SETUP_ENVTEST_VERSION:-v0.25.1}  # pinned, matches controller-runtime
 
 complete() {
@@ -38,22 +39,31 @@ work=$(mktemp -d "$(dirname "$cache")/.build-${k8s_version}.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bin"
 
-# 1. setup-envtest, where the internet is reachable. It provides kube-apiserver and etcd;
-#    the controller-manager and scheduler are built below either way.
-if [ "${KAFKASUB_ENVTEST_NO_DOWNLOAD:-}" = "" ]; then
+# What the cache has is kept; only the binaries it lacks are built.
+for b in "${bins[@]}"; do
+  if [ -x "$cache/$b" ]; then cp "$cache/$b" "$work/bin/"; fi
+done
+
+# 1. setup-envtest, where the internet is reachable. It provides kube-apiserver, etcd and
+#    kubectl; the controller-manager and scheduler are built below either way.
+if [ "${KAFKASUB_ENVTEST_NO_DOWNLOAD:-}" = "" ] && [ ! -x "$work/bin/kube-apiserver" ]; then
   log "trying setup-envtest for ${k8s_version}"
   if dir=$(cd "$root" && GOFLAGS=-mod=mod timeout 120 go run sigs.k8s.io/controller-runtime/tools/setup-envtest@"${SETUP_ENVTEST_VERSION}" \
         use "${k8s_version}" --bin-dir "$work/setup" -p path 2>/dev/null) && [ -x "$dir/kube-apiserver" ]; then
     cp "$dir/kube-apiserver" "$dir/etcd" "$work/bin/"
-    log "setup-envtest provided kube-apiserver and etcd"
+    if [ -x "$dir/kubectl" ]; then cp "$dir/kubectl" "$work/bin/"; fi
+    log "setup-envtest provided kube-apiserver, etcd and kubectl"
   else
     log "setup-envtest is not available here (no internet?); building from the Go module proxy"
   fi
 fi
 
+# The go.mod of k8s.io/kubernetes: its staging modules and its etcd version.
+gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v${k8s_version}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+
 # 2. Kubernetes binaries from k8s.io/kubernetes.
 need_k8s=()
-for b in kube-apiserver kube-controller-manager kube-scheduler; do
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   [ -x "$work/bin/$b" ] || need_k8s+=("$b")
 done
 if [ ${#need_k8s[@]} -gt 0 ]; then
@@ -63,7 +73,6 @@ if [ ${#need_k8s[@]} -gt 0 ]; then
   log "resolving k8s.io/kubernetes v${k8s_version} from the Go module proxy"
   go mod init kafkasub.local/envtest-k8s >/dev/null 2>&1
   go mod edit -require "k8s.io/kubernetes@v${k8s_version}"
-  gomod=$(go mod download -json "k8s.io/kubernetes@v${k8s_version}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
   # Every staging module that k8s.io/kubernetes requires as v0.0.0 (a ./staging replace).
   while read -r m; do
     go mod edit -replace "${m}=${m}@v0.${minor_patch}"
@@ -95,7 +104,7 @@ fi
 
 # 3. etcd, at the version k8s.io/kubernetes requires.
 if [ ! -x "$work/bin/etcd" ]; then
-  etcd_version=$(cd "$work/k8s" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+  etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2; exit}' "$gomod")
   mod="$work/etcd"
   mkdir -p "$mod"
   cd "$mod"
