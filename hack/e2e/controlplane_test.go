@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +53,12 @@ const (
 	kwokNodeAnnotation = "kwok.x-k8s.io/node"
 	taintNotReady      = "node.kubernetes.io/not-ready"
 )
+
+// podCIDR is the fake node's spec.podCIDR, from which kwok gives its Pods their IPs: a
+// loopback range (Linux routes all of 127.0.0.0/8 to lo), so a consumer can listen on its
+// Pod's IP and the operator reach it there, as in a cluster. The second octet differs from
+// run to run, so that two runs on one machine do not take each other's addresses.
+var podCIDR = fmt.Sprintf("127.%d.0.0/16", 100+rand.IntN(100))
 
 // kwokStageFiles are the kwok Stage manifests the fake node and its pods go through, as
 // shipped in the kwok module under kustomize/stage.
@@ -237,6 +244,17 @@ func startControlPlane(logf func(string, ...any)) (cp *controlPlane, err error) 
 		return nil, err
 	}
 
+	// The CRD before the controller manager: its garbage collector looks for new resource
+	// types only every 30 s, and until it has seen KafkaSubscriptions, deleting one leaves
+	// its children.
+	logf("STEP install the CRD from config/crd/bases")
+	if _, err := envtest.InstallCRDs(cp.cfg, envtest.CRDInstallOptions{
+		Paths:              []string{filepath.Join(repoRoot, "config", "crd", "bases")},
+		ErrorIfPathMissing: true,
+	}); err != nil {
+		return nil, fmt.Errorf("install the CRD: %w", err)
+	}
+
 	logf("STEP start kube-controller-manager, kube-scheduler and kwok (kubeconfig %s)", cp.kubeconfig)
 	if err := cp.startProc("kube-controller-manager", filepath.Join(assets, "kube-controller-manager"),
 		"--kubeconfig="+cp.kubeconfig,
@@ -263,7 +281,7 @@ func startControlPlane(logf func(string, ...any)) (cp *controlPlane, err error) 
 		return nil, err
 	}
 
-	logf("STEP create the fake node %s and wait until it is Ready and schedulable", nodeName)
+	logf("STEP create the fake node %s (pod IPs from %s) and wait until it is Ready and schedulable", nodeName, podCIDR)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := cp.createNode(ctx); err != nil {
@@ -317,9 +335,10 @@ func (cp *controlPlane) startProc(name, bin string, args ...string) error {
 	return nil
 }
 
-// createNode registers the fake node that kwok manages, waits for kwok to report it Ready,
-// and removes the not-ready taint the apiserver put on it (the node-lifecycle controller,
-// which would do that, is not run: it would also evict pods of a node it thinks is gone).
+// createNode registers the fake node that kwok manages (its Pods get IPs from podCIDR),
+// waits for kwok to report it Ready, and removes the not-ready taint the apiserver put on
+// it (the node-lifecycle controller, which would do that, is not run: it would also evict
+// pods of a node it thinks is gone).
 func (cp *controlPlane) createNode(ctx context.Context) error {
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
@@ -332,6 +351,7 @@ func (cp *controlPlane) createNode(ctx context.Context) error {
 				"type":                   "kwok",
 			},
 		},
+		Spec: corev1.NodeSpec{PodCIDR: podCIDR, PodCIDRs: []string{podCIDR}},
 		Status: corev1.NodeStatus{
 			Capacity: corev1.ResourceList{
 				corev1.ResourceCPU:    resource.MustParse("32"),

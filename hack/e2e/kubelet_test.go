@@ -53,9 +53,14 @@ const imageEntrypoint = "/kafkasub"
 //     kubelet, and the Pod is tried again);
 //     args that name a path under a mount path are rewritten to that directory, and so are
 //     such paths inside the consumer config file.
-//   - Every Pod here shares the host's network namespace, so the consumer config file's
-//     healthAddr and metricsAddr (the container ports) are rewritten to free loopback ports;
-//     the test first checks that they match the container's named ports.
+//   - There are no network namespaces: a Pod's IP, which kwok gives it from the fake node's
+//     podCIDR, is a loopback address, and the consumer config file's healthAddr and
+//     metricsAddr (":8081", every address of the container) are rewritten to that IP and
+//     the same port, so the operator reaches a consumer's status endpoint at
+//     <podIP>:<health port> as in a cluster. The test first checks that they match the
+//     container's named ports. A process starts once its Pod has an IP (a kubelet sets up
+//     the Pod's network before its containers) and its ports on that IP are free: kwok
+//     gives a deleted Pod's IP to a new Pod while the old Pod's process may still stop.
 //   - The container environment is the Pod's env (secretKeyRef, configMapKeyRef and
 //     fieldRef resolved from the apiserver) plus HOSTNAME and PATH, as a kubelet and the
 //     image would set them.
@@ -70,6 +75,7 @@ type kubelet struct {
 	mu          sync.Mutex
 	pods        map[types.UID]*podProcess
 	mountErrors map[string]bool
+	waitSaid    map[types.UID]bool
 	terminating int
 	problems    []error
 	stopped     []*podProcess
@@ -151,6 +157,7 @@ func startKubelet(t *testing.T, cp *controlPlane, cfg kubeletConfig, ns string, 
 		t: t, cp: cp, cfg: cfg, root: t.TempDir(), ns: ns,
 		selector: labels.SelectorFromSet(selector),
 		pods:     map[types.UID]*podProcess{},
+		waitSaid: map[types.UID]bool{},
 		cancel:   cancel,
 		done:     make(chan struct{}),
 	}
@@ -204,7 +211,9 @@ func (k *kubelet) sync(ctx context.Context) {
 	for uid, p := range live {
 		pp, ok := k.pods[uid]
 		if !ok {
-			toStart = append(toStart, p)
+			if p.Status.PodIP != "" {
+				toStart = append(toStart, p)
+			}
 			continue
 		}
 		if pp.proc != nil {
@@ -239,6 +248,18 @@ func (k *kubelet) sync(ctx context.Context) {
 			k.reportFailedMount(ctx, p, me)
 			continue
 		}
+		var busy *addrInUseError
+		if errors.As(err, &busy) {
+			// Tried again on the next tick; said once.
+			k.mu.Lock()
+			said := k.waitSaid[p.UID]
+			k.waitSaid[p.UID] = true
+			k.mu.Unlock()
+			if !said {
+				k.t.Logf("kubelet: pod %s waits: %v", p.Name, busy)
+			}
+			continue
+		}
 		k.mu.Lock()
 		if err != nil {
 			k.problems = append(k.problems, fmt.Errorf("pod %s: %w", p.Name, err))
@@ -260,6 +281,14 @@ type mountError struct{ volume, msg string }
 
 func (e *mountError) Error() string {
 	return fmt.Sprintf("MountVolume.SetUp failed for volume %q : %s", e.volume, e.msg)
+}
+
+// addrInUseError is a Pod's listen address that another process still holds: the process
+// of a deleted Pod that had the same IP, still stopping.
+type addrInUseError struct{ addr string }
+
+func (e *addrInUseError) Error() string {
+	return fmt.Sprintf("%s is still in use (a deleted pod's process that had this IP stops)", e.addr)
 }
 
 // reportFailedMount records a FailedMount event on the Pod as the kubelet does (once per
@@ -460,8 +489,8 @@ func (k *kubelet) startPod(ctx context.Context, p *corev1.Pod) (*podProcess, err
 	}
 	pp.args = argv[1:]
 
-	// The consumer config file: check the ports against the container's, then give this
-	// process its own loopback ports.
+	// The consumer config file: check the ports against the container's, then bind them
+	// to the Pod's IP.
 	if err := k.rewriteConsumerConfig(pp, c, mounts); err != nil {
 		return nil, err
 	}
@@ -915,7 +944,7 @@ func rewritePath(arg string, mounts []string, dir string) (string, bool) {
 
 // rewriteConsumerConfig finds the consumer config file among the args, checks that its
 // healthAddr and metricsAddr ports are the container's named ports, and rewrites them to
-// free loopback ports (and paths under mounts to the materialized files).
+// the Pod's IP with the same ports (and paths under mounts to the materialized files).
 func (k *kubelet) rewriteConsumerConfig(pp *podProcess, c corev1.Container, mounts []string) error {
 	var file string
 	for i, a := range pp.args {
@@ -960,7 +989,24 @@ func (k *kubelet) rewriteConsumerConfig(pp *podProcess, c corev1.Container, moun
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return err
 	}
-	health, metrics := freePort(), freePort()
+	health, err := podAddr(pp.pod.Status.PodIP, cfg.HealthAddr)
+	if err != nil {
+		return err
+	}
+	metrics, err := podAddr(pp.pod.Status.PodIP, cfg.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	for _, addr := range []string{health, metrics} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return &addrInUseError{addr: addr}
+			}
+			return fmt.Errorf("the pod's address %s: %w", addr, err)
+		}
+		l.Close()
+	}
 	doc["healthAddr"] = health
 	doc["metricsAddr"] = metrics
 	var walk func(v any) any
@@ -1005,6 +1051,19 @@ func healthPortName(c corev1.Container) string {
 		return rp.HTTPGet.Port.StrVal
 	}
 	return "health"
+}
+
+// podAddr is a container's listen address addr (":8081", or a host and a port) on the
+// Pod's IP: the address that the Pod's IP and the port reach in a cluster.
+func podAddr(podIP, addr string) (string, error) {
+	if net.ParseIP(podIP) == nil {
+		return "", fmt.Errorf("the pod has no IP address (%q)", podIP)
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	return net.JoinHostPort(podIP, port), nil
 }
 
 // freePort returns a loopback host:port that is free now.

@@ -38,6 +38,24 @@ func TestRewritePath(t *testing.T) {
 	}
 }
 
+func TestPodAddr(t *testing.T) {
+	cases := []struct{ name, ip, addr, want string }{
+		{"A port on every address moves to the Pod's IP.", "127.77.0.5", ":8081", "127.77.0.5:8081"},
+		{"A named host gives way to the Pod's IP; the port stays.", "127.77.0.5", "0.0.0.0:8080", "127.77.0.5:8080"},
+		{"An IPv6 Pod IP is bracketed.", "fd00::5", ":8081", "[fd00::5]:8081"},
+		{"A Pod without an IP is an error.", "", ":8081", ""},
+		{"An address without a port is an error.", "127.77.0.5", "8081", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := podAddr(c.ip, c.addr)
+			if got != c.want || (err != nil) != (c.want == "") {
+				t.Errorf("podAddr(%q, %q) = %q, %v; want %q", c.ip, c.addr, got, err, c.want)
+			}
+		})
+	}
+}
+
 func TestExpandVars(t *testing.T) {
 	env := map[string]string{"A": "1", "B_C": "two"}
 	cases := []struct{ name, in, want string }{
