@@ -11,4 +11,6 @@
 // otherwise they skip saying what is missing. KAFKASUB_E2E=1 (set by `make e2e`) makes a
 // missing prerequisite a failure, KAFKASUB_E2E=0 turns them off. Kafka and the database
 // follow KAFKASUB_TEST_KAFKA_BROKERS and KAFKASUB_TEST_POSTGRES_DSN like the other tests.
+// With a kubectl in KUBEBUILDER_ASSETS the log shows `kubectl get ksub -o wide` and
+// `kubectl describe ksub` at a few moments.
 package e2e

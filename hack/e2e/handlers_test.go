@@ -66,6 +66,7 @@ func (s *scenario) goSideBySide() (wait func()) {
 	}{
 		{"beside inventory: the example handler orderstatus.updates from its own image applies an update and dead-letters an unknown order and a non-JSON payload", s.exampleHandler},
 		{"beside inventory: a subscription whose image lacks its handler turns Degraded, reason HandlerNotRegistered, with the consumer's termination message", s.handlerNotRegistered},
+		{"beside inventory: a subscription with deadLetter.create and a missing dead-letter topic: the consumer creates it with the source's partitions and dead-letters to its message's partition", s.deadLetterTopicCreated},
 	}
 	var wg sync.WaitGroup
 	for _, st := range steps {

@@ -50,10 +50,13 @@ const partitions = 2
 // TestKafkaSubscriptionEndToEnd runs the operator as `kafkasub manager` and every consumer
 // Pod as `kafkasub consumer` with the Pod's own command, env and files, and walks a
 // subscription through its life: the sample applied, the walk-through's six cases, a spec
-// change that rolls the pods, two replicas sharing the partitions, suspend and resume, and
-// deletion with garbage collection of every child. Meanwhile, in a namespace of their own,
-// the example handler (examples/orderstatus) runs from its own image, and a subscription
-// whose image lacks its handler turns Degraded with the consumer's termination message.
+// change that rolls the pods (and skips a class of errors), two replicas sharing the
+// partitions, suspend and resume, and deletion with garbage collection of every child. At
+// each turn the subscription's status says what its consumers report: lag, dead letters,
+// the last error, DatabaseReady and ConsumersJoined. Meanwhile, in a namespace of their
+// own, the example handler (examples/orderstatus) runs from its own image, a subscription
+// whose image lacks its handler turns Degraded with the consumer's termination message, and
+// one with deadLetter.create gets its dead-letter topic made by its consumer.
 //
 // Kafka is an in-process kfake broker, or Apache Kafka when KAFKASUB_TEST_KAFKA_BROKERS is
 // set. The database is PostgreSQL behind a TCP proxy the test cuts when
@@ -165,7 +168,8 @@ func (s *scenario) waitWith(t *testing.T, k *kubelet, what string, timeout time.
 	}
 }
 
-// setUpScenario starts Kafka, the database, the operator binary, and installs the CRD.
+// setUpScenario starts Kafka, the database and the operator binary (the control plane has
+// the CRD from its start).
 func setUpScenario(t *testing.T, cp *controlPlane) *scenario {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	t.Cleanup(cancel)
@@ -259,13 +263,6 @@ func setUpScenario(t *testing.T, cp *controlPlane) *scenario {
 		t.Fatal(err)
 	}
 
-	t.Log("STEP install the CRD from config/crd/bases")
-	if _, err := envtest.InstallCRDs(cp.cfg, envtest.CRDInstallOptions{
-		Paths:              []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfPathMissing: true,
-	}); err != nil {
-		t.Fatalf("install the CRD: %v", err)
-	}
 	if err := cp.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns}}); err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +371,8 @@ func (s *scenario) startManager(t *testing.T) {
 	health := freePort()
 	env := append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	s.manager, err = startProcess("kafkasub-manager", s.cp.logDir, "", env, s.bin, "manager",
-		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address="+health)
+		"--leader-elect=false", "--metrics-bind-address=0", "--health-probe-bind-address="+health,
+		"--status-poll-interval="+statusPollInterval.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,6 +483,8 @@ func (s *scenario) applySamples(t *testing.T) {
 	if ks.Status.DeploymentName != controllers.ChildName(s.name) {
 		t.Errorf("status.deploymentName = %q, want %q", ks.Status.DeploymentName, controllers.ChildName(s.name))
 	}
+	// What the consumer reports at its status endpoint, polled by the operator at the Pod's IP.
+	s.waitStatus(t, "ConsumersJoined=True, DatabaseReady=True, lag 0", consumersHealthy)
 }
 
 // assertNoSecretInChildren checks that no secret value is in the subscription, its
@@ -666,6 +666,33 @@ func (s *scenario) walkThrough(t *testing.T) {
 	if got, _ := s.inventoryOf(s.ctx, first.Code); got != 25 {
 		t.Errorf("inventory of %s = %d after the invalid updates, want 25 unchanged", first.Code, got)
 	}
+
+	// The status counts the dead letters and repeats the consumer's last error, one of the
+	// four (which one is the pipeline's order: decoding comes before validation).
+	procs := s.kubelet.running()
+	if len(procs) != 1 {
+		t.Fatalf("%d consumers, want 1", len(procs))
+	}
+	var last *consumer.ErrorStatus
+	ks = s.waitStatus(t, "deadLetters.count 4 and lastError the consumer's last error", func(st *kafkasubv1alpha1.KafkaSubscriptionStatus) (bool, string) {
+		cs, err := consumerStatus(s.ctx, procs[0])
+		if err != nil || cs.LastError == nil {
+			return false, fmt.Sprintf("the consumer's /status: %v, last error %v", err, cs.LastError)
+		}
+		last = cs.LastError
+		e, dl := st.LastError, st.DeadLetters
+		return dl != nil && dl.Count == 4 && dl.LastTime != nil && e != nil && e.Class == string(last.Class) && e.Message == last.Message,
+			fmt.Sprintf("%s; the consumer's last error %s %q", describeConsumerStatus(st), last.Class, last.Message)
+	})
+	known := false
+	for _, c := range cases[1:] {
+		known = known || (last.Class == c.class && strings.Contains(last.Message, c.msg))
+	}
+	if !known || !last.Permanent || last.Topic != s.topic || last.Partition != 0 {
+		t.Errorf("the last error %+v is none of the dead-lettered cases on %s/0", last, s.topic)
+	}
+	t.Logf("status.deadLetters %d (last %s), status.lastError %s: %s", ks.Status.DeadLetters.Count, ks.Status.DeadLetters.LastTime, ks.Status.LastError.Class, ks.Status.LastError.Message)
+	s.showSubscription(t, "after four dead letters", s.ns, s.name)
 }
 
 // metric sums a counter or gauge over its label sets in a consumer's /metrics.
@@ -743,18 +770,32 @@ func (s *scenario) databaseDown(t *testing.T) {
 	if got, err := s.inventoryOf(s.ctx, first.Code); err != nil || got != 25 {
 		t.Fatalf("inventory of %s = %d (%v) while the database is cut, want 25", first.Code, got, err)
 	}
+	// The status says why: the database, and the update waiting as lag.
+	ks := s.waitStatus(t, "DatabaseReady=False (DatabaseUnreachable) naming the pods, lag above 0, lastError DatabaseUnavailable", func(st *kafkasubv1alpha1.KafkaSubscriptionStatus) (bool, string) {
+		down, seen := hasCondition(st, kafkasubv1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, kafkasubv1alpha1.ReasonDatabaseUnreachable)
+		for _, pp := range procs {
+			down = down && strings.Contains(seen, pp.pod.Name)
+		}
+		return down && st.Lag != nil && st.Lag.Total > 0 && st.LastError != nil && st.LastError.Class == string(consumer.ClassDatabaseUnavailable),
+			seen + "; " + describeConsumerStatus(st)
+	})
+	t.Logf("database down: %s", describeConsumerStatus(&ks.Status))
+	s.showSubscription(t, "database down, an update waiting", s.ns, s.name)
 	t.Log("restore the database")
 	s.proxy.Restore()
 	restored = true
 	s.waitInventory(t, first.Code, 30)
 	s.waitConsumers(t, len(procs), nil)
+	s.waitStatus(t, "DatabaseReady=True, ConsumersJoined=True, lag 0", consumersHealthy)
 	if recs := consumertest.ReadTopic(t, s.brokers, s.dlq, s.dlqSeen, 0); len(recs) != s.dlqSeen {
 		t.Errorf("the dead-letter topic has %d records, want %d: the database outage must not dead-letter", len(recs), s.dlqSeen)
 	}
 }
 
-// changeRetryPolicy edits spec.retry: the config hash changes, every pod is replaced, the
-// new pods run the new configuration and consume.
+// changeRetryPolicy edits spec.retry and spec.errorPolicy (skip UnexpectedAttributes): the
+// config hash changes, every pod is replaced, the new pods run the new configuration and
+// consume; a message with an unexpected attribute is committed and counted as skipped, with
+// no dead letter. No later step dead-letters that class, so the policy stays.
 func (s *scenario) changeRetryPolicy(t *testing.T) {
 	old := map[types.UID]bool{}
 	for _, pp := range s.kubelet.running() {
@@ -765,10 +806,11 @@ func (s *scenario) changeRetryPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldHash := dep.Spec.Template.Annotations[controllers.AnnotationConfigHash]
-	t.Log(`patch spec.retry to {maxAttempts: 5, initialBackoff: 200ms, maxBackoff: 5s}`)
-	if err := s.patch(s.ctx, map[string]any{"spec": map[string]any{"retry": map[string]any{
-		"maxAttempts": 5, "initialBackoff": "200ms", "maxBackoff": "5s",
-	}}}); err != nil {
+	t.Log(`patch spec.retry to {maxAttempts: 5, initialBackoff: 200ms, maxBackoff: 5s} and spec.errorPolicy to {UnexpectedAttributes: skip}`)
+	if err := s.patch(s.ctx, map[string]any{"spec": map[string]any{
+		"retry":       map[string]any{"maxAttempts": 5, "initialBackoff": "200ms", "maxBackoff": "5s"},
+		"errorPolicy": map[string]any{string(consumer.ClassUnexpectedAttributes): string(kafkasubv1alpha1.ErrorActionSkip)},
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	s.waitFor(t, "the Deployment's pod template to carry a new config hash", time.Minute, func(ctx context.Context) (bool, string, error) {
@@ -790,10 +832,59 @@ func (s *scenario) changeRetryPolicy(t *testing.T) {
 		if r.MaxAttempts != 5 || r.InitialBackoff.Duration != 200*time.Millisecond || r.MaxBackoff.Duration != 5*time.Second {
 			t.Errorf("pod %s runs retry %+v, want maxAttempts 5, initialBackoff 200ms, maxBackoff 5s", pp.pod.Name, r)
 		}
+		if a := pp.config.ErrorPolicy[consumer.ClassUnexpectedAttributes]; a != consumer.ActionSkip {
+			t.Errorf("pod %s runs errorPolicy %v, want %s: %s", pp.pod.Name, pp.config.ErrorPolicy, consumer.ClassUnexpectedAttributes, consumer.ActionSkip)
+		}
 	}
 	first := s.products[0]
+	// In order on partition 0: once the update is applied, the message before it is settled.
+	s.produce(t, 0, `{"farewell": "bye"}`)
 	s.produce(t, 0, fmt.Sprintf(`{"product_code": %q, "inventory_count": 41}`, first.Code))
 	s.waitInventory(t, first.Code, 41)
+
+	pp := procs[0]
+	skipped, err := metric(s.ctx, pp, consumer.MetricMessages, fmt.Sprintf(`class=%q,outcome=%q`, consumer.ClassUnexpectedAttributes, consumer.OutcomeSkipped))
+	must(t, err)
+	cs, err := consumerStatus(s.ctx, pp)
+	must(t, err)
+	if skipped != 1 || cs.Messages.Skipped < 1 || cs.Messages.DeadLettered != 0 {
+		t.Errorf("pod %s: %v skipped %s in %s, /status messages %+v; want 1 skipped, none dead-lettered", pp.pod.Name, skipped, consumer.ClassUnexpectedAttributes, consumer.MetricMessages, cs.Messages)
+	}
+	if recs := consumertest.ReadTopic(t, s.brokers, s.dlq, s.dlqSeen, 0); len(recs) != s.dlqSeen {
+		t.Errorf("the dead-letter topic has %d records, want %d: a skipped message is not dead-lettered", len(recs), s.dlqSeen)
+	}
+	// Committed: the group's offset of partition 0 is past both messages.
+	group := s.get(t).Status.ConsumerGroup
+	s.waitFor(t, "the group's committed offset of partition 0 at its end", time.Minute, func(ctx context.Context) (bool, string, error) {
+		committed, end, err := s.offsets(group, 0)
+		return err == nil && committed == end, fmt.Sprintf("committed %d, end %d", committed, end), err
+	})
+	// The replaced pod's dead letters are no longer counted; the skip is the last error.
+	s.waitStatus(t, "deadLetters.count 0 of the new pod, lastError the skipped UnexpectedAttributes", func(st *kafkasubv1alpha1.KafkaSubscriptionStatus) (bool, string) {
+		e := st.LastError
+		return st.DeadLetters != nil && st.DeadLetters.Count == 0 && e != nil && e.Class == string(consumer.ClassUnexpectedAttributes) && strings.Contains(e.Message, "farewell"),
+			describeConsumerStatus(st)
+	})
+}
+
+// offsets returns the group's committed offset of a partition of the topic and the
+// partition's end.
+func (s *scenario) offsets(group string, partition int32) (committed, end int64, err error) {
+	offsets, err := s.admin.ListConsumerGroupOffsets(group, map[string][]int32{s.topic: {partition}})
+	if err != nil {
+		return 0, 0, err
+	}
+	b := offsets.GetBlock(s.topic, partition)
+	if b == nil {
+		return 0, 0, fmt.Errorf("no committed offset of %s/%d", s.topic, partition)
+	}
+	kc, err := sarama.NewClient(s.brokers, sarama.NewConfig())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer kc.Close()
+	end, err = kc.GetOffset(s.topic, partition, sarama.OffsetNewest)
+	return b.Offset, end, err
 }
 
 // scaleToTwo sets two replicas: both consumers join the group, each gets a partition, and
@@ -915,26 +1006,22 @@ func (s *scenario) suspendAndResume(t *testing.T) {
 		}
 		return len(groups[0].Members) == 0, fmt.Sprintf("state %s, %d members", groups[0].State, len(groups[0].Members)), nil
 	})
+	// No consumer runs to report: the status says so.
+	s.waitStatus(t, "ConsumersJoined=False (NoConsumers), DatabaseReady=Unknown (NoConsumers)", func(st *kafkasubv1alpha1.KafkaSubscriptionStatus) (bool, string) {
+		joined, seen := hasCondition(st, kafkasubv1alpha1.ConditionConsumersJoined, metav1.ConditionFalse, kafkasubv1alpha1.ReasonNoConsumers)
+		db, _ := hasCondition(st, kafkasubv1alpha1.ConditionDatabaseReady, metav1.ConditionUnknown, kafkasubv1alpha1.ReasonNoConsumers)
+		return joined && db, seen + "; " + describeConsumerStatus(st)
+	})
 	before, err := s.inventoryOf(s.ctx, first.Code)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.produce(t, 0, fmt.Sprintf(`{"product_code": %q, "inventory_count": 55}`, first.Code))
 	// Nothing runs that could consume it: the record waits in Kafka, uncommitted.
-	offsets, err := s.admin.ListConsumerGroupOffsets(group, map[string][]int32{s.topic: {0}})
+	committed, end, err := s.offsets(group, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := sarama.NewClient(s.brokers, sarama.NewConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	end, err := kc.GetOffset(s.topic, 0, sarama.OffsetNewest)
-	kc.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed := offsets.GetBlock(s.topic, 0).Offset
 	if committed >= end {
 		t.Fatalf("while suspended the group committed offset %d of %s/0, want below the end %d", committed, s.topic, end)
 	}
@@ -942,6 +1029,7 @@ func (s *scenario) suspendAndResume(t *testing.T) {
 		t.Fatalf("inventory of %s changed to %d while suspended", first.Code, got)
 	}
 	t.Logf("suspended: group committed offset %d, end offset %d: the update waits in Kafka", committed, end)
+	s.showSubscription(t, "suspended, an update waiting", s.ns, s.name)
 
 	t.Log("patch spec.suspend to false")
 	if err := s.patch(s.ctx, map[string]any{"spec": map[string]any{"suspend": false}}); err != nil {
@@ -950,6 +1038,7 @@ func (s *scenario) suspendAndResume(t *testing.T) {
 	s.waitSubscriptionReady(t, int32(replicas))
 	s.waitConsumers(t, replicas, nil)
 	s.waitInventory(t, first.Code, 55)
+	s.waitStatus(t, "ConsumersJoined=True, DatabaseReady=True, lag 0 after resuming", consumersHealthy)
 }
 
 // deleteSubscription deletes the subscription; the garbage collector removes its children
