@@ -12,25 +12,34 @@
 //     subscription;
 //   - the manager's resident memory, peak (VmHWM) and at the end.
 //
+// With -idle it then plays the kubelet: it binds every consumer pod to a node that does not
+// exist, serves a consumer.Status of an idle consumer (joined, database up, a constant lag)
+// at the pod's health port on a loopback address of its own (127.88.x.y), and reports the
+// pod Running and Ready with that IP. Once every subscription shows the reports and the
+// manager has been quiet for a poll round, it counts over the window the manager's writes
+// by resource, the status fields that changed, and the /status requests the pods answered.
+// With -jitter every answer consumes messages and moves the lag by what RoundLag rounds away;
+// -jitter-max moves it further, a control that must show writes.
+//
 // Usage, from the repository root, with the envtest binaries of hack/envtest.sh:
 //
 //	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go run ./hack/scale -n 1000
 //	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go run ./hack/scale -n 1000 -repo /tmp/before   # another checkout
+//	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go run ./hack/scale -n 100 -idle 2m             # status writes at steady state
+//	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go run ./hack/scale -n 100 -idle 2m -lag 10000 -jitter
+//	KUBEBUILDER_ASSETS=$(hack/envtest.sh) go run ./hack/scale -n 20 -idle 1m -jitter-max 50   # a control: lag moves, status writes
 //
 // The service range is widened to a /16 so that an operator that gives every metrics
 // Service a cluster IP can be measured too (envtest's /24 runs out at about 250).
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +54,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/kafkasub/kafkasub/controllers"
 )
 
 const managerUser = "kafkasub-manager"
@@ -60,14 +71,35 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	managerArgs := flag.String("manager-args", "", "extra flags for `kafkasub manager`, space-separated")
 	managerEnv := flag.String("manager-env", "", "extra environment of `kafkasub manager` (NAME=value), space-separated")
+	replicas := flag.Int("replicas", 1, "consumer pods per subscription")
+	var idle idleOptions
+	flag.DurationVar(&idle.window, "idle", 0, "after convergence, run the consumer pods with a fake status endpoint and count the manager's writes for this long (0: not)")
+	flag.DurationVar(&idle.pollInterval, "status-poll-interval", controllers.DefaultStatusPollInterval, "with -idle: the manager's --status-poll-interval")
+	flag.IntVar(&idle.shape.partitions, "partitions", 3, "with -idle: partitions per subscription, spread over its pods")
+	flag.Int64Var(&idle.shape.lag, "lag", 0, "with -idle: the lag each partition reports")
+	jitter := flag.Bool("jitter", false, "with -idle: every answer consumes messages and moves each partition's lag up by as much as RoundLag rounds away (needs -lag 100 or more, e.g. 10000)")
+	flag.Int64Var(&idle.shape.jitter, "jitter-max", 0, "with -idle: every answer consumes messages and moves each partition's lag up by at most this; above what RoundLag rounds away it is a control that must show writes")
 	flag.Parse()
-	if err := run(*n, *namespaces, *repo, *kcm, *settle, *timeout, strings.Fields(*managerArgs), strings.Fields(*managerEnv)); err != nil {
+	if *jitter && idle.shape.jitter == 0 {
+		if idle.shape.jitter = maxJitter(idle.shape.lag, idle.shape.partitions); idle.shape.jitter == 0 {
+			fmt.Fprintf(os.Stderr, "scale: -jitter: RoundLag keeps a lag of %d exact, nothing can move; give -lag 10000\n", idle.shape.lag)
+			os.Exit(2)
+		}
+	}
+	if err := run(*n, *namespaces, *replicas, *repo, *kcm, *settle, *timeout, strings.Fields(*managerArgs), strings.Fields(*managerEnv), idle); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, namespaces int, repo string, kcm bool, settle, timeout time.Duration, managerArgs, managerEnv []string) error {
+// idleOptions are the flags of the idle measurement.
+type idleOptions struct {
+	window       time.Duration
+	pollInterval time.Duration
+	shape        consumerShape
+}
+
+func run(n, namespaces, replicas int, repo string, kcm bool, settle, timeout time.Duration, managerArgs, managerEnv []string, idle idleOptions) error {
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		return fmt.Errorf("set KUBEBUILDER_ASSETS=$(hack/envtest.sh)")
@@ -93,14 +125,7 @@ func run(n, namespaces int, repo string, kcm bool, settle, timeout time.Duration
 
 	policy := filepath.Join(work, "audit-policy.yaml")
 	auditLog := filepath.Join(work, "audit.log")
-	if err := os.WriteFile(policy, []byte(`apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: ["RequestReceived"]
-rules:
-- level: Metadata
-  verbs: ["create", "update", "patch", "delete", "deletecollection"]
-- level: None
-`), 0o644); err != nil {
+	if err := os.WriteFile(policy, []byte(auditPolicy), 0o644); err != nil {
 		return err
 	}
 	env := &envtest.Environment{
@@ -169,9 +194,9 @@ rules:
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+idle.window)
 	defer cancel()
-	sample, err := readSample(filepath.Join(repo, "config", "samples"))
+	sample, err := readSample(filepath.Join(repo, "config", "samples"), replicas)
 	if err != nil {
 		return err
 	}
@@ -197,6 +222,9 @@ rules:
 	}
 	args := append([]string{"manager", "--kubeconfig=" + kc, "--leader-elect=false", "--metrics-bind-address=0",
 		"--health-probe-bind-address=0", "--consumer-image=kafkasub:scale"}, managerArgs...)
+	if idle.window > 0 {
+		args = append(args, "--"+controllers.FlagStatusPollInterval+"="+idle.pollInterval.String())
+	}
 	mgr, err := startProc("manager", bin, append(os.Environ(), managerEnv...), args...)
 	if err != nil {
 		return err
@@ -298,6 +326,9 @@ rules:
 	fmt.Printf("                  by verb and resource: %s\n", byKind)
 	fmt.Printf("manager RSS       peak %.1f MiB, now %.1f MiB (%.1f MiB anonymous, %.1f MiB of mapped files: the binary)\n",
 		float64(hwm)/(1<<20), float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
+	if idle.window > 0 {
+		return measureIdle(ctx, admin, auditLog, n, replicas, settle, idle, mgr.Process.Pid)
+	}
 	return nil
 }
 
@@ -326,57 +357,6 @@ func convergedCount(ctx context.Context, c client.Client) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// countWrites counts the manager's completed write requests in the audit log.
-func countWrites(path string) (int, string, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return 0, "", nil
-	}
-	if err != nil {
-		return 0, "", err
-	}
-	defer f.Close()
-	total := 0
-	by := map[string]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var e struct {
-			Stage string `json:"stage"`
-			Verb  string `json:"verb"`
-			User  struct {
-				Username string `json:"username"`
-			} `json:"user"`
-			ObjectRef struct {
-				Resource    string `json:"resource"`
-				Subresource string `json:"subresource"`
-			} `json:"objectRef"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			continue
-		}
-		if e.User.Username != managerUser || (e.Stage != "ResponseComplete" && e.Stage != "Panic") {
-			continue
-		}
-		total++
-		r := e.ObjectRef.Resource
-		if e.ObjectRef.Subresource != "" {
-			r += "/" + e.ObjectRef.Subresource
-		}
-		by[e.Verb+" "+r]++
-	}
-	keys := make([]string, 0, len(by))
-	for k := range by {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, by[k])
-	}
-	return total, strings.Join(parts, ", "), sc.Err()
 }
 
 // procStatus returns the sizes a process's /proc/<pid>/status gives in kB (VmRSS, VmHWM,
@@ -434,16 +414,16 @@ func readObjects(dir string) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-func readSample(dir string) (*unstructured.Unstructured, error) {
+func readSample(dir string, replicas int) (*unstructured.Unstructured, error) {
 	objs, err := readObjects(dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, o := range objs {
 		if o.GroupVersionKind() == ksubGVK {
-			// One replica: the sample's database driver may be sqlite; a replica count the
-			// API refuses would measure nothing.
-			_ = unstructured.SetNestedField(o.Object, int64(1), "spec", "replicas")
+			// One replica by default: the sample's database driver may be sqlite; a replica
+			// count the API refuses would measure nothing.
+			_ = unstructured.SetNestedField(o.Object, int64(replicas), "spec", "replicas")
 			return o, nil
 		}
 	}
