@@ -73,8 +73,9 @@ type MessageCounts struct {
 	Applied int64 `json:"applied"`
 	// DeadLettered: messages written to the dead-letter topic.
 	DeadLettered int64 `json:"deadLettered"`
-	// Skipped: messages at or below the stored offset, already applied before (a
-	// redelivery after a crash or a rebalance), not applied again.
+	// Skipped: messages the error policy skipped, and messages at or below the stored
+	// offset, already applied before (a redelivery after a crash or a rebalance), not
+	// applied again.
 	Skipped int64 `json:"skipped"`
 	// Retried: retries after transient failures (one per batch and attempt).
 	Retried int64 `json:"retried"`
@@ -257,7 +258,11 @@ func (c *Consumer) serveStatus(w http.ResponseWriter, r *http.Request) {
 // group's initial offset (no committed one) learns that offset from the broker in the
 // background, so its lag is known before its first batch.
 func (c *Consumer) trackClaim(sc sarama.ConsumerGroupClaim, stored int64) (*partitionStatus, func()) {
-	ps, done := c.status.claimStarted(sc.Partition(), sc.HighWaterMarkOffset)
+	hwm := sc.HighWaterMarkOffset
+	if c.client != nil {
+		hwm = newestOffset(c.client, sc.Topic(), sc.Partition(), sc.HighWaterMarkOffset)
+	}
+	ps, done := c.status.claimStarted(sc.Partition(), hwm)
 	if stored >= 0 {
 		ps.stored.Store(stored)
 	}
@@ -275,6 +280,31 @@ func (c *Consumer) trackClaim(sc sarama.ConsumerGroupClaim, stored int64) (*part
 		}()
 	}
 	return ps, done
+}
+
+// listedOffsetTTL is how long a high-water mark asked of the broker counts (newestOffset).
+const listedOffsetTTL = 5 * time.Second
+
+// newestOffset returns the partition's high-water mark as the later of what the claim's
+// last fetch saw and what the broker answered when asked (at most every listedOffsetTTL,
+// in the background, so a status request never waits for the broker). A partition paused
+// for retries fetches nothing, so without asking, its lag would stay where it was when the
+// database went away, however many messages arrive meanwhile.
+func newestOffset(client sarama.Client, topic string, partition int32, fetched func() int64) func() int64 {
+	var listed, listedAt atomic.Int64
+	var listing atomic.Bool
+	return func() int64 {
+		if time.Since(time.Unix(0, listedAt.Load())) > listedOffsetTTL && listing.CompareAndSwap(false, true) {
+			go func() {
+				defer listing.Store(false)
+				if off, err := client.GetOffset(topic, partition, sarama.OffsetNewest); err == nil {
+					listed.Store(off)
+					listedAt.Store(time.Now().UnixNano())
+				}
+			}()
+		}
+		return max(fetched(), listed.Load())
+	}
 }
 
 // settled records a claim's offsets after a batch's outcome.

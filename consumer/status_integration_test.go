@@ -2,11 +2,16 @@ package consumer_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/kafkasub/kafkasub/consumer"
+	"github.com/kafkasub/kafkasub/consumer/consumertest"
+	"github.com/kafkasub/kafkasub/consumer/dbfault"
 )
 
 // getStatus reads the consumer's status endpoint.
@@ -69,4 +74,44 @@ func TestStatusEndpointAfterAValidAndAnInvalidMessage(t *testing.T) {
 	case s.DeadLetter != consumer.DeadLetterStatus{Topic: topic + ".dlq", Partitions: 1, Affinity: true}:
 		t.Errorf("deadLetter %+v, want topic %s of 1 partition, with affinity", s.DeadLetter, topic+".dlq")
 	}
+}
+
+// While the database is down the partition is paused for retries and fetches nothing; its
+// lag still counts what arrives meanwhile (the high-water mark is asked of the broker), and
+// falls to 0 once the database is back.
+func TestStatusLagGrowsWhileThePartitionWaitsForTheDatabase(t *testing.T) {
+	topic := consumertest.UniqueName("statuslag")
+	brokers := consumertest.Kfake(t, 1, topic, topic+".dlq")
+	dsn, product := seededSQLite(t)
+	gate := dbfault.NewGate()
+	r := startConsumer(t, consumertest.Config(brokers, topic, topic+".dlq", consumer.DriverSQLite, dsn),
+		consumer.WithDatabaseOptions(consumer.WithConnector(gate.Wrap)))
+	p := consumertest.Producer(t, brokers)
+	send := func(n int) {
+		for i := range n {
+			v := fmt.Sprintf(`{"product_code": %q, "inventory_count": %d}`, product.Code, 40+i)
+			if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitStatus := func(what string, ok func(consumer.Status) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			s, raw := getStatus(t, r.c)
+			if ok(s) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status after 30s: %s", what, raw)
+			}
+		}
+	}
+	gate.SetDown(true)
+	send(1)
+	waitStatus("retrying", func(s consumer.Status) bool { return s.Retrying == 1 })
+	send(9)
+	waitStatus("lag 10 while retrying", func(s consumer.Status) bool { return s.Retrying == 1 && s.Lag == 10 })
+	gate.SetDown(false)
+	waitStatus("lag 0 after the database returned", func(s consumer.Status) bool { return s.Retrying == 0 && s.Lag == 0 })
 }
