@@ -145,5 +145,21 @@ var _ = Describe("KafkaSubscription status from the consumer pods", func() {
 			g.Expect(c.Reason).To(Equal(kafkasubv1alpha1.ReasonDatabaseUnreachable))
 			g.Expect(c.Message).To(ContainSubstring(pod.Name))
 		}).Should(Succeed())
+
+		By("a change of the lag alone waits lagWritePolls polls after the last write, then is written")
+		writes, _ = managerWrites.in(ns)
+		writtenAt := time.Now()
+		st.Partitions[0].HighWaterMark, st.Partitions[0].Lag, st.Lag = 20, ptr.To[int64](10), 10
+		fake.set(st)
+		before = fake.requests.Load()
+		Eventually(fake.requests.Load).Should(BeNumerically(">=", before+2))
+		after, requests = managerWrites.in(ns)
+		Expect(after).To(Equal(writes), "writes: %v", requests)
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, key, got)).To(Succeed())
+			g.Expect(got.Status.Lag).NotTo(BeNil())
+			g.Expect(got.Status.Lag.Total).To(Equal(int64(10)))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		Expect(time.Since(writtenAt)).To(BeNumerically(">=", lagWritePolls*time.Second))
 	})
 })

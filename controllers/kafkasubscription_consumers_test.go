@@ -274,6 +274,43 @@ func TestConsumerConditions(t *testing.T) {
 	}
 }
 
+// The lag is only known from running consumers: with none it is unknown (LAG empty), not the
+// last value reported; pods that do not answer keep it as it was.
+func TestLagIsUnknownWhileNoConsumerRuns(t *testing.T) {
+	k := testSubscription()
+	k.Status.Lag = &kafkasubv1alpha1.ConsumerLag{Total: 40, Partitions: []kafkasubv1alpha1.PartitionLag{{Partition: 0, Lag: 40}}}
+	if st := ComputeStatus(k, Observation{Consumers: &ConsumersSummary{Running: 2}}); st.Lag == nil || st.Lag.Total != 40 {
+		t.Errorf("pods that do not answer: lag %+v, want the last reported (40)", st.Lag)
+	}
+	if st := ComputeStatus(k, Observation{Consumers: &ConsumersSummary{}}); st.Lag != nil {
+		t.Errorf("no consumer runs: lag %+v, want none", st.Lag)
+	}
+}
+
+func TestLagChangeOnly(t *testing.T) {
+	lag := func(total int64) *kafkasubv1alpha1.ConsumerLag {
+		return &kafkasubv1alpha1.ConsumerLag{Total: total, Partitions: []kafkasubv1alpha1.PartitionLag{{Partition: 0, Lag: total}}}
+	}
+	joined := []metav1.Condition{{Type: kafkasubv1alpha1.ConditionConsumersJoined, Status: metav1.ConditionTrue, Reason: kafkasubv1alpha1.ReasonJoined}}
+	for _, tc := range []struct {
+		name      string
+		cur, next kafkasubv1alpha1.KafkaSubscriptionStatus
+		want      bool
+	}{
+		{"the lag alone moves", kafkasubv1alpha1.KafkaSubscriptionStatus{Lag: lag(3), Conditions: joined}, kafkasubv1alpha1.KafkaSubscriptionStatus{Lag: lag(40), Conditions: joined}, true},
+		{"a first lag", kafkasubv1alpha1.KafkaSubscriptionStatus{Conditions: joined}, kafkasubv1alpha1.KafkaSubscriptionStatus{Lag: lag(40), Conditions: joined}, false},
+		{"the lag becomes unknown", kafkasubv1alpha1.KafkaSubscriptionStatus{Lag: lag(3)}, kafkasubv1alpha1.KafkaSubscriptionStatus{}, false},
+		{"the lag and a condition", kafkasubv1alpha1.KafkaSubscriptionStatus{Lag: lag(3)}, kafkasubv1alpha1.KafkaSubscriptionStatus{Lag: lag(40), Conditions: joined}, false},
+		{"a dead letter", kafkasubv1alpha1.KafkaSubscriptionStatus{Lag: lag(3)}, kafkasubv1alpha1.KafkaSubscriptionStatus{Lag: lag(3), DeadLetters: &kafkasubv1alpha1.DeadLetterCount{Count: 1}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := LagChangeOnly(tc.cur, tc.next); got != tc.want {
+				t.Errorf("LagChangeOnly = %t, want %t", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestStatusTargets(t *testing.T) {
 	pod := func(name string, phase corev1.PodPhase, ip string, port int32) corev1.Pod {
 		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{Phase: phase, PodIP: ip}}

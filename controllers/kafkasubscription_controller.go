@@ -111,7 +111,13 @@ type KafkaSubscriptionReconciler struct {
 type statusWrite struct {
 	overResourceVersion string
 	status              string
+	at                  time.Time
 }
+
+// lagWritePolls is how many status poll intervals a change of the lag alone waits after the
+// subscription's last status write (LagChangeOnly): a subscription busy but keeping up
+// writes its lag at most once a minute with the default interval, not at every poll.
+const lagWritePolls = 6
 
 // RBAC, least privilege: children are written only with server-side apply (create, patch)
 // and deleted by the garbage collector, except a PodDisruptionBudget that is no longer
@@ -436,11 +442,16 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 	if !StatusWriteDue(ksub.Status, status) {
 		return nil
 	}
+	key := client.ObjectKeyFromObject(ksub)
+	if r.Consumers != nil && LagChangeOnly(ksub.Status, status) {
+		if w, ok := r.statusWrites.Load(key); ok && time.Since(w.(statusWrite).at) < lagWritePolls*r.Consumers.Interval {
+			return nil // a later poll writes it
+		}
+	}
 	raw, err := json.Marshal(status)
 	if err != nil {
 		return fmt.Errorf("marshal status: %w", err)
 	}
-	key := client.ObjectKeyFromObject(ksub)
 	if w, ok := r.statusWrites.Load(key); ok && w.(statusWrite).overResourceVersion == ksub.ResourceVersion && w.(statusWrite).status == string(raw) {
 		return nil // written already; the cache has not caught up
 	}
@@ -469,7 +480,7 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 		}
 		return fmt.Errorf("update status: %w", err)
 	}
-	r.statusWrites.Store(key, statusWrite{overResourceVersion: base.ResourceVersion, status: string(raw)})
+	r.statusWrites.Store(key, statusWrite{overResourceVersion: base.ResourceVersion, status: string(raw), at: time.Now()})
 	log.FromContext(ctx).V(1).Info(logStatusUpdated)
 	return nil
 }

@@ -153,6 +153,9 @@ func setConsumerStatus(st *kafkasubv1alpha1.KafkaSubscriptionStatus, c *Consumer
 	}
 	switch {
 	case c.Running == 0:
+		// Only a consumer can tell the lag (the operator holds no Kafka credentials): with
+		// none running it is unknown, not the last value reported.
+		st.Lag = nil
 		set(kafkasubv1alpha1.ConditionConsumersJoined, metav1.ConditionFalse, kafkasubv1alpha1.ReasonNoConsumers, "No consumer pod runs")
 		set(kafkasubv1alpha1.ConditionDatabaseReady, metav1.ConditionUnknown, kafkasubv1alpha1.ReasonNoConsumers, "No consumer pod runs")
 		return
@@ -201,6 +204,18 @@ func namePods(pods []string) string {
 // an idle subscription's status does not change from poll to poll.
 func StatusWriteDue(current, next kafkasubv1alpha1.KafkaSubscriptionStatus) bool {
 	return !equality.Semantic.DeepEqual(current, next)
+}
+
+// LagChangeOnly reports whether next differs from current in the lag's numbers alone (a lag
+// there before and after, everything else equal). Such a write can wait: a subscription
+// that keeps up has a lag that moves between polls by less than RoundLag rounds away only
+// while it is 100 or more.
+func LagChangeOnly(current, next kafkasubv1alpha1.KafkaSubscriptionStatus) bool {
+	if current.Lag == nil || next.Lag == nil {
+		return false
+	}
+	next.Lag = current.Lag
+	return equality.Semantic.DeepEqual(current, next)
 }
 
 // reportsConsumerFailure reports whether Degraded shows f: always when its container is

@@ -1006,11 +1006,11 @@ func (s *scenario) suspendAndResume(t *testing.T) {
 		}
 		return len(groups[0].Members) == 0, fmt.Sprintf("state %s, %d members", groups[0].State, len(groups[0].Members)), nil
 	})
-	// No consumer runs to report: the status says so.
-	s.waitStatus(t, "ConsumersJoined=False (NoConsumers), DatabaseReady=Unknown (NoConsumers)", func(st *kafkasubv1alpha1.KafkaSubscriptionStatus) (bool, string) {
+	// No consumer runs to report: the status says so, and the lag is unknown.
+	s.waitStatus(t, "ConsumersJoined=False (NoConsumers), DatabaseReady=Unknown (NoConsumers), no lag", func(st *kafkasubv1alpha1.KafkaSubscriptionStatus) (bool, string) {
 		joined, seen := hasCondition(st, kafkasubv1alpha1.ConditionConsumersJoined, metav1.ConditionFalse, kafkasubv1alpha1.ReasonNoConsumers)
 		db, _ := hasCondition(st, kafkasubv1alpha1.ConditionDatabaseReady, metav1.ConditionUnknown, kafkasubv1alpha1.ReasonNoConsumers)
-		return joined && db, seen + "; " + describeConsumerStatus(st)
+		return joined && db && st.Lag == nil, seen + "; " + describeConsumerStatus(st)
 	})
 	before, err := s.inventoryOf(s.ctx, first.Code)
 	if err != nil {
