@@ -155,8 +155,12 @@ func TestSQLiteGetsAWriteAheadLogUnlessTheDSNSaysOtherwise(t *testing.T) {
 			if err := db.Raw("PRAGMA synchronous").Scan(&synchronous).Error; err != nil {
 				t.Fatal(err)
 			}
-			if journal != tc.journal || synchronous != tc.synchronous {
-				t.Fatalf("journal_mode %s, synchronous %s; want %s, %s", journal, synchronous, tc.journal, tc.synchronous)
+			var tempStore string
+			if err := db.Raw("PRAGMA temp_store").Scan(&tempStore).Error; err != nil {
+				t.Fatal(err)
+			}
+			if journal != tc.journal || synchronous != tc.synchronous || tempStore != "2" {
+				t.Fatalf("journal_mode %s, synchronous %s, temp_store %s; want %s, %s, 2 (MEMORY)", journal, synchronous, tempStore, tc.journal, tc.synchronous)
 			}
 		})
 	}
