@@ -133,7 +133,9 @@ func OpenDatabase(driverName, dsn string, opts ...DatabaseOption) (*gorm.DB, err
 // a page that many batches update is copied back to the database file less often; and the
 // statement journal in memory (temp_store=MEMORY) rather than in a temporary file, which a
 // batch's UPDATE of many rows wrote page by page (a quarter of a batch's time in write
-// calls). A process that crashes (kill -9) loses nothing with NORMAL; an operating
+// calls); and a page cache of up to 32 MB (cache_size=-32000) rather than 2 MB, so that a
+// table of 100,000 rows and its index stay cached. A process that crashes (kill -9) loses
+// nothing with NORMAL; an operating
 // system crash or power loss may lose the last commits, whose offsets may already be
 // committed to Kafka. Set _pragma=synchronous(FULL) in the DSN where that matters.
 var sqlitePragmas = []struct{ name, value string }{
@@ -142,6 +144,7 @@ var sqlitePragmas = []struct{ name, value string }{
 	{"synchronous", "NORMAL"},
 	{"wal_autocheckpoint", "10000"},
 	{"temp_store", "MEMORY"},
+	{"cache_size", "-32000"},
 }
 
 func withSQLitePragmas(dsn string) string {
