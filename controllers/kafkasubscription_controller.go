@@ -18,7 +18,6 @@ package controllers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -101,16 +100,15 @@ type KafkaSubscriptionReconciler struct {
 	// of the status alone.
 	Consumers *ConsumerPoller
 
-	// statusWrites remembers, by subscription, the last status written and the
+	// statusWrites remembers, by subscription, when the last status was written and the
 	// resourceVersion it was written over, so that a reconcile reading the subscription
-	// from a cache that has not seen that write yet does not write the same status again.
+	// from a cache that has not seen that write yet does not write again.
 	statusWrites sync.Map // types.NamespacedName -> statusWrite
 }
 
-// statusWrite is a status the reconciler wrote (as JSON) over a resourceVersion.
+// statusWrite is a status write of the reconciler: over which resourceVersion, and when.
 type statusWrite struct {
 	overResourceVersion string
-	status              string
 	at                  time.Time
 }
 
@@ -448,12 +446,12 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 			return nil // a later poll writes it
 		}
 	}
-	raw, err := json.Marshal(status)
-	if err != nil {
-		return fmt.Errorf("marshal status: %w", err)
-	}
-	if w, ok := r.statusWrites.Load(key); ok && w.(statusWrite).overResourceVersion == ksub.ResourceVersion && w.(statusWrite).status == string(raw) {
-		return nil // written already; the cache has not caught up
+	if w, ok := r.statusWrites.Load(key); ok && w.(statusWrite).overResourceVersion == ksub.ResourceVersion {
+		// The cache has not seen the last write yet: what was computed here is computed
+		// over the status before it (a condition set again gets a new transition time, so
+		// it would differ from what was written only in that), and the write's own event
+		// brings a reconcile that sees it.
+		return nil
 	}
 
 	wasMissing := meta.IsStatusConditionPresentAndEqual(ksub.Status.Conditions, kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue) &&
@@ -480,7 +478,7 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 		}
 		return fmt.Errorf("update status: %w", err)
 	}
-	r.statusWrites.Store(key, statusWrite{overResourceVersion: base.ResourceVersion, status: string(raw), at: time.Now()})
+	r.statusWrites.Store(key, statusWrite{overResourceVersion: base.ResourceVersion, at: time.Now()})
 	log.FromContext(ctx).V(1).Info(logStatusUpdated)
 	return nil
 }
