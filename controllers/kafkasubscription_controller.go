@@ -478,7 +478,13 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 		}
 		return fmt.Errorf("update status: %w", err)
 	}
-	r.statusWrites.Store(key, statusWrite{overResourceVersion: base.ResourceVersion, at: time.Now()})
+	if ksub.ResourceVersion != base.ResourceVersion {
+		r.statusWrites.Store(key, statusWrite{overResourceVersion: base.ResourceVersion, at: time.Now()})
+	} else {
+		// The patch changed nothing (the server had this status already): no event comes
+		// for it, and the cache's resourceVersion is current.
+		r.statusWrites.Delete(key)
+	}
 	log.FromContext(ctx).V(1).Info(logStatusUpdated)
 	return nil
 }
