@@ -480,9 +480,35 @@ func (c *Consumer) pingLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			timeout := min(c.opts.pingInterval, 5*time.Second)
-			c.setDBUp(PingDatabase(ctx, c.db, timeout) == nil)
+			if up, known := pingDatabaseState(ctx, c.db, min(c.opts.pingInterval, 5*time.Second)); known {
+				c.setDBUp(up)
+			}
 		}
+	}
+}
+
+// pingDatabaseState pings the database. A ping that runs out of time while every connection
+// of the pool is in use says nothing (known false): it waited for a connection, not for the
+// database, and the batches holding them report the database's state themselves (an applied
+// batch sets it up, a transient database error down).
+func pingDatabaseState(ctx context.Context, db *gorm.DB, timeout time.Duration) (up, known bool) {
+	saturated := func() bool {
+		sqlDB, err := db.DB()
+		if err != nil {
+			return false
+		}
+		st := sqlDB.Stats()
+		return st.MaxOpenConnections > 0 && st.InUse >= st.MaxOpenConnections
+	}
+	busy := saturated()
+	err := PingDatabase(ctx, db, timeout)
+	switch {
+	case err == nil:
+		return true, true
+	case errors.Is(err, context.DeadlineExceeded) && (busy || saturated()):
+		return false, false
+	default:
+		return false, true
 	}
 }
 

@@ -230,3 +230,32 @@ func TestConcurrentTransactionsKeepTheirPostgreSQLConnections(t *testing.T) {
 		})
 	}
 }
+
+// The health ping shares the pool: while every connection is in a transaction it waits for
+// one, and running out of time then says nothing about the database (the batches report
+// it). A database that refuses connections is down, and a free pool pings at once.
+func TestAPingThatWaitedForTheFullPoolSaysNothing(t *testing.T) {
+	ctx := context.Background()
+	db := consumertest.OpenDatabase(t, consumer.DriverPostgres, consumertest.PostgresDSN(t), consumer.WithMaxConnections(1))
+	tx := db.Begin()
+	if err := tx.Exec("SELECT 1").Error; err != nil {
+		t.Fatal(err)
+	}
+	if up, known := consumer.PingDatabaseState(ctx, db, 300*time.Millisecond); known {
+		t.Errorf("ping with the only connection in a transaction: up %t, known; want unknown", up)
+	}
+	if err := tx.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	if up, known := consumer.PingDatabaseState(ctx, db, 5*time.Second); !up || !known {
+		t.Errorf("ping with a free connection: up %t, known %t; want up", up, known)
+	}
+	down, err := consumer.OpenDatabase(consumer.DriverPostgres, "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=5",
+		consumer.WithMaxConnections(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up, known := consumer.PingDatabaseState(ctx, down, 5*time.Second); up || !known {
+		t.Errorf("ping of a refused database: up %t, known %t; want down", up, known)
+	}
+}

@@ -14,10 +14,12 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// For deadletter_writer_test.go, which is in package consumer_test to use consumertest.
+// For deadletter_writer_test.go and database_test.go, which are in package consumer_test
+// to use consumertest.
 var (
 	NewDeadLetterWriter = newDeadLetterWriter
 	DeadLetterLimit     = deadLetterLimit
+	PingDatabaseState   = pingDatabaseState
 )
 
 // RecordBatchOverhead is recordBatchOverhead, for deadletter_writer_test.go.
