@@ -497,10 +497,9 @@ func TestValidationRules(t *testing.T) {
 	}
 }
 
-// TestHandlerNamePatternMatchesTheCRD keeps HandlerNamePattern and HandlerNameMaxLength, which
-// the consumer binary's test checks its registered handlers against, in step with the
-// markers of Handler that the API server enforces.
-func TestHandlerNamePatternMatchesTheCRD(t *testing.T) {
+// readCRD returns the generated KafkaSubscription CRD.
+func readCRD(t *testing.T) *apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
 	data, err := os.ReadFile(crdFile)
 	if err != nil {
 		t.Fatal(err)
@@ -509,6 +508,14 @@ func TestHandlerNamePatternMatchesTheCRD(t *testing.T) {
 	if err := yaml.UnmarshalStrict(data, crd); err != nil {
 		t.Fatal(err)
 	}
+	return crd
+}
+
+// TestHandlerNamePatternMatchesTheCRD keeps HandlerNamePattern and HandlerNameMaxLength, which
+// the consumer binary's test checks its registered handlers against, in step with the
+// markers of Handler that the API server enforces.
+func TestHandlerNamePatternMatchesTheCRD(t *testing.T) {
+	crd := readCRD(t)
 	prop := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["handler"]
 	if len(prop.Enum) != 0 {
 		t.Errorf("spec.handler has an enum %v: the API accepts any handler name of the pattern", prop.Enum)
@@ -530,14 +537,7 @@ func TestHandlerNamePatternMatchesTheCRD(t *testing.T) {
 // ErrorPolicyMaxClasses, TransientErrorClasses and ErrorClassRetriesExhausted, which a test
 // in controllers compares with the consumer's, in step with the markers the API server enforces.
 func TestErrorPolicyConstantsMatchTheCRD(t *testing.T) {
-	data, err := os.ReadFile(crdFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := yaml.UnmarshalStrict(data, crd); err != nil {
-		t.Fatal(err)
-	}
+	crd := readCRD(t)
 	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
 	prop := spec.Properties["errorPolicy"]
 	if prop.MaxProperties == nil || *prop.MaxProperties != kafkasubv1alpha1.ErrorPolicyMaxClasses {
@@ -604,14 +604,7 @@ func TestValidHandlerName(t *testing.T) {
 
 // TestPrinterColumns keeps `kubectl get ksub` as the README shows it.
 func TestPrinterColumns(t *testing.T) {
-	data, err := os.ReadFile(crdFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := yaml.Unmarshal(data, crd); err != nil {
-		t.Fatal(err)
-	}
+	crd := readCRD(t)
 	var names, wide []string
 	for _, c := range crd.Spec.Versions[0].AdditionalPrinterColumns {
 		if c.Priority == 0 {
@@ -637,14 +630,7 @@ func TestPrinterColumns(t *testing.T) {
 // are documented one line per paragraph. The Kubernetes types embedded in the template
 // and the conditions keep their upstream descriptions.
 func TestDescriptionsHaveNoHardLineBreaks(t *testing.T) {
-	data, err := os.ReadFile(crdFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := yaml.Unmarshal(data, crd); err != nil {
-		t.Fatal(err)
-	}
+	crd := readCRD(t)
 	upstream := map[string]bool{
 		".apiVersion": true, ".kind": true, ".status.conditions": true,
 		".spec.template.resources": true, ".spec.template.affinity": true, ".spec.template.tolerations": true,
