@@ -29,6 +29,20 @@ type narrowRow struct {
 	At int64 `gorm:"primaryKey;autoIncrement:false"`
 }
 
+// appliedOffsets returns the offsets whose rows the handler wrote and the runtime committed.
+func appliedOffsets(t *testing.T, db *gorm.DB) map[int64]bool {
+	t.Helper()
+	var rows []narrowRow
+	if err := db.Order("at").Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	applied := map[int64]bool{}
+	for _, r := range rows {
+		applied[r.At] = true
+	}
+	return applied
+}
+
 func (h *poisonHandler) HandleBatch(ctx context.Context, tx *gorm.DB, msgs []*Message) ([]error, error) {
 	h.calls++
 	rows := make([]narrowRow, len(msgs))
@@ -123,14 +137,7 @@ func TestNarrowFindsTheMessagesABatchErrorBelongsTo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var rows []narrowRow
-			if err := db.Order("at").Find(&rows).Error; err != nil {
-				t.Fatal(err)
-			}
-			applied := map[int64]bool{}
-			for _, r := range rows {
-				applied[r.At] = true
-			}
+			applied := appliedOffsets(t, db)
 			for i, r := range results {
 				off := int64(i)
 				poisoned := h.poison[off]
