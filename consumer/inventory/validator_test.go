@@ -153,14 +153,7 @@ func FuzzDecodeAndValidate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		u, err := Decode(payload)
 		if err != nil {
-			switch consumer.ClassOf(err) {
-			case consumer.ClassInvalidPayload, consumer.ClassUnexpectedAttributes:
-			default:
-				t.Fatalf("Decode(%q) error %v has class %q", payload, err, consumer.ClassOf(err))
-			}
-			if !consumer.IsPermanent(err) {
-				t.Fatalf("Decode(%q) error %v is not permanent", payload, err)
-			}
+			checkDecodeError(t, payload, err)
 			return
 		}
 		if _, ok := Candidate(u); ok != (validates(u)) {
@@ -177,6 +170,20 @@ func FuzzDecodeAndValidate(f *testing.F) {
 			t.Fatalf("Validate(%q) accepted %+v", payload, c)
 		}
 	})
+}
+
+// checkDecodeError fails the test unless err, Decode's error for payload, is a permanent
+// InvalidPayload or UnexpectedAttributes.
+func checkDecodeError(t *testing.T, payload []byte, err error) {
+	t.Helper()
+	switch consumer.ClassOf(err) {
+	case consumer.ClassInvalidPayload, consumer.ClassUnexpectedAttributes:
+	default:
+		t.Fatalf("Decode(%q) error %v has class %q", payload, err, consumer.ClassOf(err))
+	}
+	if !consumer.IsPermanent(err) {
+		t.Fatalf("Decode(%q) error %v is not permanent", payload, err)
+	}
 }
 
 // validates reports whether u is valid when every product exists.
