@@ -441,17 +441,18 @@ func (r *KafkaSubscriptionReconciler) writeStatus(ctx context.Context, ksub *kaf
 		return nil
 	}
 	key := client.ObjectKeyFromObject(ksub)
-	if r.Consumers != nil && LagChangeOnly(ksub.Status, status) {
-		if w, ok := r.statusWrites.Load(key); ok && time.Since(w.(statusWrite).at) < lagWritePolls*r.Consumers.Interval {
+	if v, ok := r.statusWrites.Load(key); ok {
+		last := v.(statusWrite)
+		if last.overResourceVersion == ksub.ResourceVersion {
+			// The cache has not seen the last write yet: what was computed here is computed
+			// over the status before it (a condition set again gets a new transition time,
+			// so it would differ from what was written only in that), and the write's own
+			// event brings a reconcile that sees it.
+			return nil
+		}
+		if r.Consumers != nil && LagChangeOnly(ksub.Status, status) && time.Since(last.at) < lagWritePolls*r.Consumers.Interval {
 			return nil // a later poll writes it
 		}
-	}
-	if w, ok := r.statusWrites.Load(key); ok && w.(statusWrite).overResourceVersion == ksub.ResourceVersion {
-		// The cache has not seen the last write yet: what was computed here is computed
-		// over the status before it (a condition set again gets a new transition time, so
-		// it would differ from what was written only in that), and the write's own event
-		// brings a reconcile that sees it.
-		return nil
 	}
 
 	wasMissing := meta.IsStatusConditionPresentAndEqual(ksub.Status.Conditions, kafkasubv1alpha1.ConditionDegraded, metav1.ConditionTrue) &&
