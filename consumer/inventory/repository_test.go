@@ -4,9 +4,11 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/kafkasub/kafkasub/consumer"
 	"github.com/kafkasub/kafkasub/consumer/inventory"
 )
 
@@ -88,5 +90,48 @@ func TestRepositoryExistingCodes(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A statement that fails after changing some of its rows changes nothing once its
+// transaction is rolled back, which the runtime does on every error. SQLite runs the
+// statement OR FAIL (a failure keeps the rows changed so far rather than undoing them
+// from a statement journal), so the rollback is what undoes them there.
+func TestRepositorySetInventoriesFailingPartwayChangesNothing(t *testing.T) {
+	a, b := inventory.SeedProducts[0].Code, inventory.SeedProducts[1].Code
+	refuse := map[string][]string{
+		consumer.DriverSQLite: {`CREATE TRIGGER refuse BEFORE UPDATE ON products WHEN NEW.code = '` + b + `'
+			BEGIN SELECT RAISE(FAIL, 'refused'); END`},
+		consumer.DriverPostgres: {`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+			$$ BEGIN RAISE EXCEPTION 'refused'; END $$`,
+			`CREATE TRIGGER refuse BEFORE UPDATE ON products FOR EACH ROW WHEN (NEW.code = '` + b + `')
+			EXECUTE FUNCTION refuse()`},
+	}
+	for _, bk := range backends {
+		t.Run(bk.Name, func(t *testing.T) {
+			db, _ := seeded(t, bk)
+			for _, stmt := range refuse[bk.Driver] {
+				if err := db.Exec(stmt).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := inventories(t, db)
+			repo := inventory.NewRepository(db)
+			err := repo.Transaction(context.Background(), func(tx *inventory.Repository) error {
+				_, err := tx.SetInventories(context.Background(),
+					[]inventory.Change{{Code: a, Inventory: 1001}, {Code: b, Inventory: 1002}}, time.Now())
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), "refused") {
+				t.Fatalf("error %v, want the trigger's refusal", err)
+			}
+			if !consumer.IsPermanent(err) || consumer.ClassOf(err) != consumer.ClassDatabaseError {
+				t.Errorf("error %v: permanent %v, class %s; want a permanent %s", err, consumer.IsPermanent(err),
+					consumer.ClassOf(err), consumer.ClassDatabaseError)
+			}
+			if got := inventories(t, db); !maps.Equal(got, before) {
+				t.Errorf("inventories %v, want them unchanged %v", got, before)
+			}
+		})
 	}
 }
