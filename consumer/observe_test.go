@@ -261,3 +261,16 @@ func TestGracefulShutdownCommitsWhatWasProcessed(t *testing.T) {
 		t.Fatalf("the restarted consumer saw offsets %v, want only [10]: the first run's offsets must be committed on shutdown", seen)
 	}
 }
+
+// BenchmarkLogDeadLettered: the warning the log subscriber writes per dead letter, to a
+// text handler that discards it (the formatting is the cost).
+func BenchmarkLogDeadLettered(b *testing.B) {
+	sub := consumer.LogSubscriber(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e := consumer.Event{Type: consumer.EventDeadLettered, Partition: 3, Offset: 123456789, Class: consumer.ClassValidationFailed,
+		Err: consumer.Permanentf(consumer.ClassValidationFailed, "Inventory count must be greater than or equal to 0"), Attempt: 1}
+	start := time.Now()
+	for b.Loop() {
+		sub(e)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "lines/s")
+}
