@@ -155,16 +155,19 @@ func TestSQLiteGetsAWriteAheadLogUnlessTheDSNSaysOtherwise(t *testing.T) {
 			if err := db.Raw("PRAGMA synchronous").Scan(&synchronous).Error; err != nil {
 				t.Fatal(err)
 			}
-			var tempStore, cacheSize string
+			var tempStore, cacheSize, checkpoint string
 			if err := db.Raw("PRAGMA temp_store").Scan(&tempStore).Error; err != nil {
 				t.Fatal(err)
 			}
 			if err := db.Raw("PRAGMA cache_size").Scan(&cacheSize).Error; err != nil {
 				t.Fatal(err)
 			}
-			if journal != tc.journal || synchronous != tc.synchronous || tempStore != "2" || cacheSize != "-32000" {
-				t.Fatalf("journal_mode %s, synchronous %s, temp_store %s, cache_size %s; want %s, %s, 2 (MEMORY), -32000",
-					journal, synchronous, tempStore, cacheSize, tc.journal, tc.synchronous)
+			if err := db.Raw("PRAGMA wal_autocheckpoint").Scan(&checkpoint).Error; err != nil {
+				t.Fatal(err)
+			}
+			if journal != tc.journal || synchronous != tc.synchronous || tempStore != "2" || cacheSize != "-32000" || checkpoint != "40000" {
+				t.Fatalf("journal_mode %s, synchronous %s, temp_store %s, cache_size %s, wal_autocheckpoint %s; want %s, %s, 2 (MEMORY), -32000, 40000",
+					journal, synchronous, tempStore, cacheSize, checkpoint, tc.journal, tc.synchronous)
 			}
 		})
 	}
