@@ -27,6 +27,26 @@ func BenchmarkDecodeAndValidate(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
+// BenchmarkCandidateAndValidateInvalid: what the service does with an update that fails
+// validation (a negative count): the stateless check, then the full messages.
+func BenchmarkCandidateAndValidateInvalid(b *testing.B) {
+	u, err := inventory.Decode([]byte(`{"product_code": "P-00042", "inventory_count": -25}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	exists := func(string) bool { return true }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := inventory.Candidate(u); ok {
+			b.Fatal("a negative count is a candidate")
+		}
+		if _, err := inventory.Validate(u, exists); err == nil {
+			b.Fatal("a negative count is valid")
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
 func benchHandleBatch(b *testing.B, bk consumertest.Database) {
 	db, err := consumer.OpenDatabase(bk.Driver, bk.DSN(b))
 	if err != nil {

@@ -92,7 +92,7 @@ var statelessValidations = validation.Validations[ProductUpdate]{
 // Candidate returns the change u asks for when u passes every rule that needs no
 // database; whether its product exists is for the statement that applies it to find out.
 func Candidate(u *ProductUpdate) (Change, bool) {
-	if len(statelessValidations.Errors(u)) > 0 {
+	if !statelessValidations.Valid(u) {
 		return Change{}, false
 	}
 	return change(u), true

@@ -67,6 +67,17 @@ func (vs Validations[M]) Errors(m *M) Errors {
 	return errs
 }
 
+// Valid reports whether m has no problem; it stops at the first one and builds no
+// messages (a batch's invalid messages are checked before their full messages are due).
+func (vs Validations[M]) Valid(m *M) bool {
+	for _, v := range vs {
+		if Check(v.value(m), v.rules...) != "" {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate is Errors as an error: nil when m is valid, else a permanent
 // consumer.ClassValidationFailed error wrapping the Errors.
 func (vs Validations[M]) Validate(m *M) error {

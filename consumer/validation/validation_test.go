@@ -111,10 +111,17 @@ func TestValidations(t *testing.T) {
 			if asked != tc.asked {
 				t.Fatalf("existence asked %d times, want %d", asked, tc.asked)
 			}
+			if validations.Valid(&tc.order) {
+				t.Fatal("Valid: true for an order with problems")
+			}
 		})
 	}
 	if err := validations.Validate(&order{ID: str(""), Status: str("shipped")}); err == nil {
 		t.Fatal("a blank id was accepted")
+	}
+	shipped := order{ID: str("O-1"), Status: str("shipped"), Items: num("2")}
+	if stateless := validations[1:]; !stateless.Valid(&shipped) || stateless.Errors(&shipped) != nil {
+		t.Fatalf("Valid %v, Errors %q for a valid order, want true and none", stateless.Valid(&shipped), stateless.Errors(&shipped))
 	}
 }
 
