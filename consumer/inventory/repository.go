@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -99,8 +100,9 @@ func (r *Repository) scanCodes(ctx context.Context, out *[]string, query string,
 // When a code appears more than once the last change wins (messages are applied in order).
 //
 // PostgreSQL gets one constant statement over two arrays (prepared once, a hash join);
-// SQLite one constant statement over a JSON object (json_each); MySQL, which has no RETURNING, a transaction
-// that reads the existing codes and then updates.
+// SQLite one constant statement over a JSON object (json_each), and a lookup of the codes
+// only when it changed fewer rows than it had codes (setSQLite); MySQL, which has no
+// RETURNING, a transaction that reads the existing codes and then updates.
 //
 // On SQLite the statement runs OR FAIL: a statement that fails keeps the rows it changed
 // until its transaction is rolled back, which every caller does on an error (the runtime
@@ -144,12 +146,7 @@ func (r *Repository) SetInventories(ctx context.Context, changes []Change, now t
 		if jerr != nil {
 			return nil, consumer.Permanent(consumer.ClassDatabaseError, jerr)
 		}
-		var codes []string
-		if err = r.scanCodes(ctx, &codes, sqliteSetInventories, now, string(obj)); err == nil {
-			for _, c := range codes {
-				updated[c] = true
-			}
-		}
+		err = r.setSQLite(ctx, order, string(obj), now, updated)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("set inventories: %w", consumer.ClassifyDatabaseError(err))
@@ -165,7 +162,36 @@ const postgresExistingCodes = `SELECT p.code FROM products AS p JOIN unnest($1::
 const sqliteExistingCodes = `SELECT code FROM products WHERE code IN (SELECT value FROM json_each(?))`
 
 const sqliteSetInventories = `UPDATE OR FAIL products SET inventory = j.value, updated_at = ?
-FROM json_each(?) AS j WHERE products.code = j.key RETURNING code`
+FROM json_each(?) AS j WHERE products.code = j.key`
+
+// setSQLite runs sqliteSetInventories over obj (order's codes and inventories) and marks in
+// updated the codes it found. The statement reports how many rows it changed rather than
+// which (RETURNING costs SQLite an ephemeral table of the codes, which every partition
+// waits for on the one connection); when that is fewer than the codes, which is rare, a
+// lookup says which codes have a product. (A code names one row at most: the code column
+// has a unique index.)
+func (r *Repository) setSQLite(ctx context.Context, order []string, obj string, now time.Time, updated map[string]bool) error {
+	res, err := r.db.Statement.ConnPool.ExecContext(ctx, sqliteSetInventories, now, obj)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == int64(len(order)) {
+		for _, c := range order {
+			updated[c] = true
+		}
+		return nil
+	}
+	found, err := r.ExistingCodes(ctx, order)
+	if err != nil {
+		return err
+	}
+	maps.Copy(updated, found)
+	return nil
+}
 
 const postgresSetInventories = `UPDATE products AS p SET inventory = v.inventory, updated_at = $3
 FROM unnest($1::text[], $2::bigint[]) AS v(code, inventory)

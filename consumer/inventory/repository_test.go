@@ -19,6 +19,9 @@ func TestRepositorySetInventories(t *testing.T) {
 		changes []inventory.Change
 		updated []string
 		want    map[string]int64
+		// lookup: a code has no product, so SQLite's statement changed fewer rows than it
+		// had codes and a second statement looks up which codes have one.
+		lookup bool
 	}{
 		{name: "Each change sets its product's inventory and reports its code",
 			changes: []inventory.Change{{Code: a, Inventory: 1}, {Code: b, Inventory: 2}},
@@ -28,10 +31,10 @@ func TestRepositorySetInventories(t *testing.T) {
 			updated: []string{a, b}, want: map[string]int64{a: 4, b: 2}},
 		{name: "A code no product has changes nothing and is not reported",
 			changes: []inventory.Change{{Code: "NOPE", Inventory: 3}, {Code: a, Inventory: 5}},
-			updated: []string{a}, want: map[string]int64{a: 5}},
+			updated: []string{a}, want: map[string]int64{a: 5}, lookup: true},
 		{name: "A code differs from one with spaces around it",
 			changes: []inventory.Change{{Code: " " + a + " ", Inventory: 6}},
-			updated: nil, want: nil},
+			updated: nil, want: nil, lookup: true},
 		{name: "No changes run no statement", changes: nil, updated: nil, want: nil},
 	} {
 		for _, bk := range backends {
@@ -50,6 +53,8 @@ func TestRepositorySetInventories(t *testing.T) {
 				wantStatements := 1
 				if len(tc.changes) == 0 {
 					wantStatements = 0
+				} else if tc.lookup && bk.Driver == consumer.DriverSQLite {
+					wantStatements = 2
 				}
 				if *statements != wantStatements {
 					t.Errorf("%d statements, want %d", *statements, wantStatements)

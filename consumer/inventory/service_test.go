@@ -36,13 +36,16 @@ func TestServiceSetInventories(t *testing.T) {
 		results    []string // "" applied, else the validation messages
 		want       map[string]int64
 		statements int
+		// sqliteLookup: a valid update's product does not exist, so SQLite's statement
+		// changed fewer rows than it had codes, and one more statement looks up which.
+		sqliteLookup bool
 	}{
 		{name: "A valid update sets its product's inventory in one statement",
 			payloads: []string{set(a, 25)}, results: []string{""}, want: map[string]int64{a: 25}, statements: 1},
 		{name: "Every update gets its own outcome and only the valid ones are applied",
 			payloads: []string{set(a, 7), set("NO_SUCH_CODE", 5), set("NO_SUCH_CODE", -5), set(b, 8)},
 			results:  []string{"", "Product code NO_SUCH_CODE does not exist", "Product code NO_SUCH_CODE does not exist; Inventory count must be greater than or equal to 0", ""},
-			want:     map[string]int64{a: 7, b: 8}, statements: 1},
+			want:     map[string]int64{a: 7, b: 8}, statements: 1, sqliteLookup: true},
 		{name: "The last valid update of a product wins",
 			payloads: []string{set(a, 1), set(a, 2), set(a, 3)}, results: []string{"", "", ""}, want: map[string]int64{a: 3}, statements: 1},
 		{name: "An invalid update of a product leaves the valid one before it applied",
@@ -69,8 +72,12 @@ func TestServiceSetInventories(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if *statements != tc.statements {
-					t.Errorf("%d statements, want %d", *statements, tc.statements)
+				want := tc.statements
+				if tc.sqliteLookup && bk.Driver == consumer.DriverSQLite {
+					want++
+				}
+				if *statements != want {
+					t.Errorf("%d statements, want %d", *statements, want)
 				}
 				if len(results) != len(tc.payloads) {
 					t.Fatalf("%d results for %d updates", len(results), len(tc.payloads))
